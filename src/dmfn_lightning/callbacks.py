@@ -1,0 +1,124 @@
+"""Callbacks: image panels of fixed validation samples, checkpoints on interruption, atomic checkpoint writes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from lightning_fabric.utilities.types import _PATH
+from pytorch_lightning.plugins.io import TorchCheckpointIO
+from pytorch_lightning.utilities import rank_zero_info
+from pytorch_lightning.utilities.exceptions import SIGTERMException
+from torchvision.utils import make_grid, save_image
+
+from dmfn_lightning.models.io import atomic_torch_save
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Writes each checkpoint to a temporary file and renames it: killing the process mid-save leaves the
+    previous ``last.ckpt`` intact and loadable."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: _PATH, storage_options: Any | None = None) -> None:
+        if storage_options is not None:
+            raise TypeError(f"AtomicCheckpointIO takes no storage_options, got {storage_options!r}")
+        atomic_torch_save(checkpoint, path)
+
+
+def _last_checkpoint_path(trainer: pl.Trainer) -> Path | None:
+    callback = trainer.checkpoint_callback
+    if callback is None or callback.dirpath is None:
+        return None
+    return Path(callback.dirpath) / f"{callback.CHECKPOINT_NAME_LAST}{callback.FILE_EXTENSION}"
+
+
+class CheckpointOnInterrupt(pl.Callback):
+    """Saves ``last.ckpt`` when training stops early: SIGTERM (SLURM preemption, ``kill``), Ctrl+C, or the
+    divergence guard. Lightning raises these between iterations, so the saved state is consistent and a requeued
+    run (``ckpt_path=last``) continues from it."""
+
+    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
+        from dmfn_lightning.module import DivergenceError
+
+        if not isinstance(exception, (SIGTERMException, KeyboardInterrupt, DivergenceError)):
+            return
+        path = _last_checkpoint_path(trainer)
+        if path is None:
+            return
+        trainer.save_checkpoint(path)
+        rank_zero_info(f"{type(exception).__name__}: saved {path} at iteration {trainer.global_step // 2}")
+
+
+class ImagePanels(pl.Callback):
+    """Every ``every_n_steps`` iterations (and at the end of training), inpaint the first ``num_samples``
+    validation images (fixed samples, fixed holes) and save ``masked input | output | ground truth`` rows as
+    ``<run dir>/images/iter_XXXXXX.png``; also sent to W&B / TensorBoard when those loggers are active."""
+
+    def __init__(self, every_n_steps: int = 500, num_samples: int = 4) -> None:
+        if every_n_steps < 1 or num_samples < 1:
+            raise ValueError(f"every_n_steps={every_n_steps} and num_samples={num_samples} must be >= 1")
+        self.every_n_steps = every_n_steps
+        self.num_samples = num_samples
+        self._samples: dict[str, torch.Tensor] | None = None
+        self.last_path: Path | None = None
+
+    def _fixed_samples(self, trainer: pl.Trainer) -> dict[str, torch.Tensor] | None:
+        if self._samples is None:
+            datamodule = trainer.datamodule
+            if datamodule is None:
+                return None
+            images, masks, bboxes = [], [], []
+            dataset = datamodule.val_dataloader().dataset
+            for i in range(min(self.num_samples, len(dataset))):
+                item = dataset[i]
+                images.append(item["image"])
+                masks.append(item["mask"])
+                bboxes.append(torch.as_tensor(item["bbox"]))
+            self._samples = {
+                "image": torch.stack(images),
+                "mask": torch.stack(masks),
+                "bbox": torch.stack(bboxes),
+            }
+        return self._samples
+
+    @torch.no_grad()
+    def render(self, trainer: pl.Trainer, pl_module) -> Path | None:
+        samples = self._fixed_samples(trainer)
+        if samples is None:
+            return None
+        batch = {k: v.to(pl_module.device) for k, v in samples.items()}
+        was_training = pl_module.training
+        pl_module.eval()
+        output = pl_module.inpaint_batch(batch).float().cpu()
+        pl_module.train(was_training)
+        image, mask = samples["image"], samples["mask"]
+        masked = image * (1 - mask) + mask  # holes shown white
+        rows = torch.stack([masked, output, image], dim=1).flatten(0, 1)
+        grid = make_grid((rows.clamp(-1, 1) + 1) / 2, nrow=3, padding=2)
+        iteration = trainer.global_step // 2
+        out_dir = Path(trainer.default_root_dir) / "images"
+        out_dir.mkdir(parents=True, exist_ok=True)
+        path = out_dir / f"iter_{iteration:06d}.png"
+        save_image(grid, path)
+        self.last_path = path
+        for logger in trainer.loggers:
+            if hasattr(logger, "log_image"):  # WandbLogger
+                logger.log_image(
+                    "val/panels",
+                    [str(path)],
+                    step=trainer.global_step,
+                    caption=["masked input | output | ground truth"],
+                )
+            elif hasattr(getattr(logger, "experiment", None), "add_image"):  # TensorBoard
+                logger.experiment.add_image("val/panels", grid, global_step=trainer.global_step)
+        return path
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        iteration = trainer.global_step // 2
+        if trainer.is_global_zero and iteration % self.every_n_steps == 0:
+            self.render(trainer, pl_module)
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        if trainer.is_global_zero:
+            self.render(trainer, pl_module)

@@ -1,0 +1,84 @@
+"""Experiment loggers. W&B never prompts and never hangs without network."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pytorch_lightning.loggers import WandbLogger
+from pytorch_lightning.utilities import rank_zero_info
+
+
+def _wandb_logged_in() -> bool:
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    netrc = Path(os.environ.get("NETRC", Path.home() / ".netrc"))
+    try:
+        return "api.wandb.ai" in netrc.read_text()
+    except OSError:
+        return False
+
+
+def _hydra_job() -> tuple[str | None, str | None]:
+    """(group, run name) for multirun jobs: the sweep directory's name and the job's overrides."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
+
+        hc = HydraConfig.get()
+    except (ImportError, ValueError):
+        return None, None
+    if hc.mode != RunMode.MULTIRUN:
+        return None, None
+    group = Path(hc.sweep.dir).name
+    overrides = hc.job.override_dirname or f"job{hc.job.num}"
+    return f"{hc.job.name}-{group}", overrides
+
+
+def build_wandb_logger(
+    project: str = "dmfn_lightning",
+    entity: str | None = None,
+    group: str | None = None,
+    tags: list[str] | None = None,
+    log_model: bool = False,
+    save_dir: str = "outputs",
+    name: str | None = None,
+    image_every_n_steps: int | None = None,
+) -> WandbLogger:
+    """A ``WandbLogger`` that is online when the user is logged in (or ``WANDB_MODE`` says so) and offline
+    otherwise, with a printed ``wandb sync`` hint. Multirun jobs share a group named after the sweep and are
+    named by their overridden keys. ``image_every_n_steps`` is recorded in the run config (panels come from
+    :class:`dmfn_lightning.callbacks.ImagePanels`)."""
+    mode = os.environ.get("WANDB_MODE")
+    if mode is None:
+        mode = "online" if _wandb_logged_in() else "offline"
+    # Never an interactive login prompt, never a long network wait.
+    os.environ.setdefault("WANDB_SILENT", "true")
+    os.environ["WANDB_MODE"] = mode
+    sweep_group, job_name = _hydra_job()
+    Path(save_dir).mkdir(parents=True, exist_ok=True)
+    logger = WandbLogger(
+        project=project,
+        entity=entity,
+        group=group or sweep_group,
+        name=name or job_name,
+        tags=list(tags or []),
+        log_model=log_model,
+        save_dir=save_dir,
+        mode=mode,
+        config={"image_every_n_steps": image_every_n_steps},
+        settings=_settings(),
+    )
+    if mode in ("offline", "dryrun"):
+        rank_zero_info(
+            f"W&B is offline (not logged in). Runs are written under {save_dir}/wandb; upload them later with "
+            f"`wandb sync {save_dir}/wandb/offline-run-*`."
+        )
+    return logger
+
+
+def _settings():
+    import wandb
+
+    # Short timeouts: without network the run must start offline at once rather than wait.
+    return wandb.Settings(init_timeout=30, silent=True)

@@ -1,0 +1,76 @@
+"""The DMFN generator (Section 3.1 and Fig. 2 of the paper; layer table in DESIGN.md section 3)."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from dmfn_lightning.models.blocks import build_block
+from dmfn_lightning.models.layers import ConvNormAct, UpBlock
+
+
+def init_weights(module: nn.Module, std: float = 0.02) -> None:
+    """The released initialisation: conv weights N(0, std), biases 0; BatchNorm weights N(1, std), biases 0.
+
+    ``ConvTranspose2d`` and ``Linear`` keep PyTorch's defaults, as in the authors' code.
+    """
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.normal_(m.weight, 0.0, std)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.normal_(m.weight, 1.0, std)
+            nn.init.zeros_(m.bias)
+
+
+class DMFNGenerator(nn.Module):
+    """Encoder (H -> H/4), ``num_blocks`` dense multi-scale fusion blocks, decoder (H/4 -> H), tanh output.
+
+    ``forward`` takes the 4-channel input ``cat([image * (1 - mask), mask])`` and returns the raw prediction in
+    [-1, 1]; :meth:`inpaint` builds that input and composites the prediction into the known pixels (eq. 1's
+    ``I_out``). Any height and width divisible by 4 work.
+    """
+
+    def __init__(self, block: str = "dmfb", num_blocks: int = 8, base_channels: int = 64) -> None:
+        super().__init__()
+        nf = base_channels
+        self.config = {"block": block, "num_blocks": num_blocks, "base_channels": base_channels}
+        self.encoder = nn.Sequential(
+            ConvNormAct(4, nf, 5, norm=False),
+            ConvNormAct(nf, 2 * nf, 3, stride=2),
+            ConvNormAct(2 * nf, 2 * nf, 3),
+            ConvNormAct(2 * nf, 4 * nf, 3, stride=2),
+        )
+        self.blocks = nn.Sequential(*(build_block(block, 4 * nf) for _ in range(num_blocks)))
+        self.decoder = nn.Sequential(
+            ConvNormAct(4 * nf, 4 * nf, 3),
+            UpBlock(4 * nf, 2 * nf),
+            UpBlock(2 * nf, nf),
+            ConvNormAct(nf, 3, 3, norm=False, act=nn.Tanh()),
+        )
+        init_weights(self)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.dim() != 4 or x.shape[1] != 4:
+            raise ValueError(f"expected input of shape [N, 4, H, W] (masked RGB + mask), got {tuple(x.shape)}")
+        if x.shape[-2] % 4 or x.shape[-1] % 4:
+            raise ValueError(
+                f"height and width must be divisible by 4, got {tuple(x.shape[-2:])}; pad the image first "
+                "(dmfn_lightning.inpaint does this for you)"
+            )
+        return self.decoder(self.blocks(self.encoder(x)))
+
+    @staticmethod
+    def make_input(image: Tensor, mask: Tensor) -> Tensor:
+        """``cat([image * (1 - mask), mask])``: the network input for images in [-1, 1] and masks with 1 = hole."""
+        return torch.cat([image * (1 - mask), mask], dim=1)
+
+    @staticmethod
+    def composite(prediction: Tensor, image: Tensor, mask: Tensor) -> Tensor:
+        """Keep the known pixels of ``image`` and take the hole from ``prediction``."""
+        return mask * prediction + (1 - mask) * image
+
+    def inpaint(self, image: Tensor, mask: Tensor) -> Tensor:
+        """Fill the holes (``mask == 1``) of ``image`` ([N, 3, H, W] in [-1, 1]); returns the composited image."""
+        return self.composite(self(self.make_input(image, mask)), image, mask)

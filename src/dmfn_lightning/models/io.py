@@ -1,0 +1,191 @@
+"""Saving and loading generators: our exported file, Lightning checkpoints, and the authors' released weights.
+
+Every loader uses ``torch.load(weights_only=True)`` so a file from a stranger cannot run code, and turns the
+ways a file can be wrong (missing, truncated, another block variant, not a generator at all) into one
+:class:`CheckpointError` that names the file and the mismatching keys.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import re
+import tempfile
+import zipfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from dmfn_lightning.models.generator import DMFNGenerator
+
+EXPORT_FORMAT = "dmfn_lightning.generator"
+EXPORT_VERSION = 1
+
+# Authors' release (models/block.py, models/architecture.py) -> ours. Everything not listed keeps its name.
+_RELEASED_RENAMES = (
+    (re.compile(r"^blocks\.(\d+)\.c1\.(weight|bias)$"), r"blocks.\1.c1.conv.\2"),
+    (re.compile(r"^blocks\.(\d+)\.c2\.(weight|bias)$"), r"blocks.\1.fusion.\2"),
+    (re.compile(r"^blocks\.(\d+)\.d([1-4])\.(weight|bias)$"), None),  # d_k -> branches.(k-1), below
+)
+
+
+class CheckpointError(ValueError):
+    """A checkpoint or generator file cannot be used; the message says which file and why."""
+
+
+def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
+    """``torch.save`` to a temporary file in the same directory, then rename: a crash mid-write leaves the old
+    file intact."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def safe_load(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> Any:
+    """``torch.load(weights_only=True)`` with the failure modes turned into :class:`CheckpointError`."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {str(path)!r} does not exist")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(
+            f"{path} holds Python objects that are unsafe to load (weights_only=True refused: {first}). "
+            "Only load files from sources you trust; re-export the generator with `python -m dmfn_lightning.export`."
+        ) from exc
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise CheckpointError(
+            f"{path} is not a readable PyTorch file (truncated or corrupted?): {type(exc).__name__}: "
+            f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+        ) from exc
+
+
+def convert_released_state_dict(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    """Rename the released generator keys (``blocks.N.c1/d1..d4/c2``) to ``DMFNGenerator(block="released")``."""
+    converted = {}
+    for key, value in state.items():
+        key = key.removeprefix("module.")
+        match = _RELEASED_RENAMES[2][0].match(key)
+        if match:
+            key = f"blocks.{match[1]}.branches.{int(match[2]) - 1}.{match[3]}"
+        else:
+            for pattern, repl in _RELEASED_RENAMES[:2]:
+                key = pattern.sub(repl, key)
+        converted[key] = value
+    return converted
+
+
+def _num_blocks(state: Mapping[str, Tensor]) -> int:
+    ids = {int(m[1]) for k in state if (m := re.match(r"^blocks\.(\d+)\.", k))}
+    return max(ids) + 1 if ids else 0
+
+
+def load_state_into(model: nn.Module, state: Mapping[str, Tensor], source: str) -> None:
+    """``load_state_dict(strict=True)`` whose error names the missing, unexpected and mis-shaped keys."""
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    shapes = [
+        f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}"
+        for k in sorted(set(own) & set(state))
+        if tuple(state[k].shape) != tuple(own[k].shape)
+    ]
+    if missing or unexpected or shapes:
+        parts = []
+        for label, keys in (
+            ("missing keys", missing),
+            ("unexpected keys", unexpected),
+            ("shape mismatch", shapes),
+        ):
+            if keys:
+                more = f" (+{len(keys) - 6} more)" if len(keys) > 6 else ""
+                parts.append(f"{label}: {', '.join(keys[:6])}{more}")
+        raise CheckpointError(
+            f"{source} does not match a DMFNGenerator{model.config if hasattr(model, 'config') else ''}: "
+            + "; ".join(parts)
+            + ". Was it trained with another model/block variant?"
+        )
+    model.load_state_dict(state, strict=True)
+
+
+def export_generator(generator: DMFNGenerator, path: str | os.PathLike, metadata: Mapping | None = None) -> Path:
+    """Write a small generator-only file (weights + constructor config) for inference, atomically."""
+    payload = {
+        "format": EXPORT_FORMAT,
+        "version": EXPORT_VERSION,
+        "config": dict(generator.config),
+        "metadata": dict(metadata or {}),
+        "state_dict": {k: v.detach().cpu() for k, v in generator.state_dict().items()},
+    }
+    atomic_torch_save(payload, path)
+    return Path(path)
+
+
+def generator_state_from_lightning(ckpt: Mapping[str, Any], prefer_ema: bool = True) -> tuple[dict, dict]:
+    """(generator config, generator state dict) from a ``DMFNModule`` Lightning checkpoint (EMA weights first)."""
+    state = ckpt["state_dict"]
+    prefixes = ("generator_ema.shadow.", "generator.") if prefer_ema else ("generator.",)
+    for prefix in prefixes:
+        sub = {k.removeprefix(prefix): v for k, v in state.items() if k.startswith(prefix)}
+        if sub:
+            break
+    else:
+        raise CheckpointError("the checkpoint's state_dict has no 'generator.' weights: not a DMFNModule checkpoint")
+    config = dict(ckpt.get("dmfn", {}).get("generator", {}))
+    if not config:
+        config = {
+            "block": "dmfb",
+            "num_blocks": _num_blocks(sub),
+            "base_channels": sub["encoder.0.conv.weight"].shape[0],
+        }
+    return config, sub
+
+
+def load_generator(
+    path: str | os.PathLike, map_location: str | torch.device = "cpu", prefer_ema: bool = True
+) -> DMFNGenerator:
+    """Load a generator from any of: an exported file, a Lightning checkpoint, or the authors' released weights.
+
+    The result is in eval mode on ``map_location``.
+    """
+    source = str(path)
+    obj = safe_load(path, map_location="cpu")
+    if not isinstance(obj, Mapping):
+        raise CheckpointError(f"{source} holds a {type(obj).__name__}, not a checkpoint dictionary")
+    if obj.get("format") == EXPORT_FORMAT:
+        config, state = dict(obj["config"]), obj["state_dict"]
+    elif "state_dict" in obj and any(str(k).startswith("generator") for k in obj["state_dict"]):
+        config, state = generator_state_from_lightning(obj, prefer_ema)
+    else:
+        raw = obj
+        for container in ("state_dict", "params", "netG", "model"):
+            if container in raw and isinstance(raw[container], Mapping):
+                raw = raw[container]
+                break
+        if not any(str(k).removeprefix("module.").startswith("encoder.0.conv.") for k in raw):
+            keys = ", ".join(list(map(str, obj))[:6])
+            raise CheckpointError(
+                f"{source} is not a DMFN generator: expected an exported generator, a DMFNModule checkpoint or the "
+                f"authors' released generator weights; its top-level keys are: {keys}"
+            )
+        state = convert_released_state_dict(raw)
+        config = {"block": "released", "num_blocks": _num_blocks(state), "base_channels": 64}
+    try:
+        generator = DMFNGenerator(**config)
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"{source} has an unusable generator config {config}: {exc}") from exc
+    load_state_into(generator, state, source)
+    return generator.to(map_location).eval()

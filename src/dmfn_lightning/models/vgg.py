@@ -1,0 +1,72 @@
+"""Frozen VGG19 feature extractor for the perceptual losses (eqs. 2-8 of the paper)."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+from torchvision.models import VGG19_Weights, vgg19
+
+from dmfn_lightning.weights import WeightsUnavailableError, resolve_pretrained, warn_random
+
+# Indices in torchvision's vgg19().features right after relu1_1, relu2_1, relu3_1, relu4_1 and relu5_1.
+_SLICE_ENDS = (2, 7, 12, 21, 30)
+LAYER_NAMES = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+LAYER_CHANNELS = (64, 128, 256, 512, 512)
+
+
+class VGG19Features(nn.Module):
+    """The five ``relu*_1`` maps of VGG19 for images in [-1, 1].
+
+    ``weights``: ``"imagenet"`` (torchvision's cached file, see :mod:`dmfn_lightning.weights`), a path to a VGG19
+    state dict, or ``"random"``. ``fallback_to_random=True`` (the offline demo only) turns a missing ImageNet file
+    into a loud warning instead of an error; ``self.weights_used`` records what was actually loaded.
+    The network is frozen and stays in eval mode whatever ``train()`` is called with.
+    """
+
+    def __init__(self, weights: str = "imagenet", fallback_to_random: bool = False) -> None:
+        super().__init__()
+        features = vgg19(weights=None).features[: _SLICE_ENDS[-1]]
+        self.weights_used = self._load(features, weights, fallback_to_random)
+        starts = (0, *_SLICE_ENDS[:-1])
+        self.slices = nn.ModuleList(features[a:b] for a, b in zip(starts, _SLICE_ENDS))
+        mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+        std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+        self.register_buffer("mean", mean, persistent=False)
+        self.register_buffer("std", std, persistent=False)
+        self.requires_grad_(False)
+        self.eval()
+
+    @staticmethod
+    def _load(features: nn.Sequential, weights: str, fallback_to_random: bool) -> str:
+        if weights == "random":
+            warn_random("VGG19Features")
+            return "random"
+        try:
+            path = resolve_pretrained("VGG19", VGG19_Weights.IMAGENET1K_V1.url, "model.vgg.weights", weights)
+        except WeightsUnavailableError:
+            if not fallback_to_random:
+                raise
+            warn_random("VGG19Features (ImageNet file missing, fallback_to_random=true)")
+            return "random"
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        prefix = "features."
+        state = {k.removeprefix(prefix): v for k, v in state.items() if k.startswith(prefix) or k[0].isdigit()}
+        state = {k: v for k, v in state.items() if int(k.split(".")[0]) < _SLICE_ENDS[-1]}
+        missing, unexpected = features.load_state_dict(state, strict=False)
+        if missing or unexpected:
+            raise WeightsUnavailableError(
+                f"{path} is not a torchvision VGG19 state dict (missing keys {missing[:4]}, "
+                f"unexpected keys {unexpected[:4]})"
+            )
+        return str(path)
+
+    def train(self, mode: bool = True) -> VGG19Features:
+        return super().train(False)
+
+    def forward(self, x: Tensor) -> list[Tensor]:
+        x = ((x + 1) / 2 - self.mean) / self.std
+        feats = []
+        for block in self.slices:
+            x = block(x)
+            feats.append(x)
+        return feats

@@ -1,0 +1,246 @@
+"""DMFNModule: the DMFN GAN as a LightningModule with manual optimization (one G step, then one D step).
+
+The networks, the loss and the optimizers are injected (built by Hydra from ``conf/model``, ``conf/loss`` and
+``conf/optim``), so the Table 2 and Table 3 ablations never touch this file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from torch import Tensor, nn
+
+from dmfn_lightning.ema import EMA
+from dmfn_lightning.errors import DMFNError
+from dmfn_lightning.models import DMFNGenerator, GlobalLocalDiscriminator, VGG19Features, crop_local
+
+OptimizerFactory = Callable[..., torch.optim.Optimizer]
+SchedulerFactory = Callable[..., torch.optim.lr_scheduler.LRScheduler]
+
+
+class DivergenceError(DMFNError, RuntimeError):
+    """Training produced too many non-finite losses in a row."""
+
+
+class DMFNModule(pl.LightningModule):
+    """Generator, global-local discriminator and frozen VGG19 trained with the DMFN objective (eq. 10).
+
+    One ``training_step`` is one iteration of the paper: a generator update on the composited output with all
+    generator losses, then a discriminator update on real vs the detached fake. Lightning counts each
+    ``optimizer.step()`` in ``global_step`` (two per iteration); :attr:`iteration` is the paper's count.
+    """
+
+    def __init__(
+        self,
+        generator: DMFNGenerator,
+        discriminator: GlobalLocalDiscriminator,
+        vgg: VGG19Features,
+        loss: nn.Module,
+        optimizer_g: OptimizerFactory,
+        optimizer_d: OptimizerFactory,
+        scheduler: SchedulerFactory | None = None,
+        ema_decay: float | None = None,
+        grad_clip_norm: float | None = None,
+        max_nonfinite_steps: int = 20,
+        channels_last: bool = False,
+        compile: bool = False,
+        val_lpips: bool | str = "auto",
+        run_config: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        self.automatic_optimization = False
+        self.generator = generator
+        self.discriminator = discriminator
+        self.vgg = vgg
+        self.loss = loss
+        self.generator_ema = EMA(generator, ema_decay) if ema_decay else None
+        self._optimizer_g, self._optimizer_d, self._scheduler = optimizer_g, optimizer_d, scheduler
+        self.grad_clip_norm = grad_clip_norm
+        self.max_nonfinite_steps = max_nonfinite_steps
+        self.use_channels_last = channels_last
+        self.use_compile = compile
+        self.val_lpips = val_lpips
+        self.run_config = dict(run_config or {})
+        self.nonfinite_streak = 0
+        self.val_metrics = None  # built in setup(): metric backbones stay out of the checkpoint
+        self._compiled = False
+
+    # ------------------------------------------------------------------ setup
+    @property
+    def iteration(self) -> int:
+        """Completed G+D iterations (the paper's step count)."""
+        return self.global_step // 2
+
+    @property
+    def eval_generator(self) -> nn.Module:
+        """The generator used for validation and export: the EMA copy when enabled."""
+        return self.generator_ema.shadow if self.generator_ema is not None else self.generator
+
+    def setup(self, stage: str) -> None:
+        if self.val_metrics is None:
+            from dmfn_lightning.metrics import InpaintingMetrics
+
+            # Held in a plain list so the metric (and any LPIPS backbone) is not a registered submodule:
+            # checkpoints stay small and loadable whatever the metric's weights.
+            self.val_metrics = [InpaintingMetrics(lpips=self.val_lpips).to(self.device)]
+        if self.use_channels_last:
+            self.to(memory_format=torch.channels_last)
+
+    def configure_model(self) -> None:
+        if self.use_compile and not self._compiled:
+            self.generator.compile()
+            self.discriminator.compile()
+            self._compiled = True
+
+    def configure_optimizers(self):
+        # Built from each network's own parameters, never self.parameters() (VGG and EMA must not be optimised).
+        opt_g = self._optimizer_g(params=self.generator.parameters())
+        opt_d = self._optimizer_d(params=self.discriminator.parameters())
+        if self._scheduler is None:
+            return [opt_g, opt_d]
+        return [opt_g, opt_d], [self._scheduler(optimizer=opt_g), self._scheduler(optimizer=opt_d)]
+
+    # --------------------------------------------------------------- training
+    def _prepare(self, batch: Mapping[str, Tensor]) -> tuple[Tensor, Tensor, Tensor]:
+        image, mask, bbox = batch["image"], batch["mask"], batch["bbox"]
+        if self.use_channels_last:
+            image = image.contiguous(memory_format=torch.channels_last)
+            mask = mask.contiguous(memory_format=torch.channels_last)
+        return image, mask, bbox
+
+    def _step_optimizer(self, optimizer, loss: Tensor) -> Tensor:
+        """Backward + (clip) + step, skipping the update when ``loss`` is not finite. Returns ``isfinite(loss)``."""
+        finite = torch.isfinite(loss)
+        optimizer.zero_grad(set_to_none=True)
+        # One host sync per update: the price of never stepping on a NaN (set max_nonfinite_steps=0 to skip it).
+        if self.max_nonfinite_steps and not bool(finite):
+            return finite
+        self.manual_backward(loss)
+        if self.grad_clip_norm:
+            self.clip_gradients(optimizer, gradient_clip_val=self.grad_clip_norm, gradient_clip_algorithm="norm")
+        optimizer.step()
+        return finite
+
+    def training_step(self, batch: Mapping[str, Tensor], batch_idx: int) -> None:
+        opt_g, opt_d = self.optimizers()
+        image, mask, bbox = self._prepare(batch)
+
+        with torch.no_grad():
+            target_feats = self.vgg(image)
+        # D(real) is the same for the G and the D step (D is only updated after both use it): computed once,
+        # with its graph kept for the D update and detached for the G losses.
+        real_patch = crop_local(image, bbox)
+        real_logits, real_dis_feats = self.discriminator(image, real_patch)
+
+        # Generator step: D's parameters are frozen so the G backward does not touch them.
+        self.toggle_optimizer(opt_g)
+        prediction = self.generator(DMFNGenerator.make_input(image, mask))
+        output = DMFNGenerator.composite(prediction, image, mask)
+        output_feats = self.vgg(output)
+        fake_patch = crop_local(output, bbox)
+        fake_logits, fake_dis_feats = self.discriminator(output, fake_patch)
+        g_total, g_terms = self.loss.generator_loss(
+            output,
+            image,
+            output_feats,
+            target_feats,
+            fake_logits,
+            real_logits.detach(),
+            fake_dis_feats,
+            [f.detach() for f in real_dis_feats],
+        )
+        g_finite = self._step_optimizer(opt_g, g_total)
+        self.untoggle_optimizer(opt_g)
+
+        # Discriminator step on real vs the detached fake.
+        self.toggle_optimizer(opt_d)
+        fake_logits_d, _ = self.discriminator(output.detach(), fake_patch.detach())
+        d_total, d_terms = self.loss.discriminator_loss(real_logits, fake_logits_d)
+        d_finite = self._step_optimizer(opt_d, d_total)
+        self.untoggle_optimizer(opt_d)
+
+        self._after_iteration(g_finite, d_finite)
+        self._log_training(g_terms, d_terms, real_logits, fake_logits_d)
+
+    def _after_iteration(self, g_finite: Tensor, d_finite: Tensor) -> None:
+        for scheduler in self.lr_schedulers() or []:
+            scheduler.step()
+        if self.generator_ema is not None:
+            self.generator_ema.update(self.generator)
+        if not self.max_nonfinite_steps:
+            return
+        if bool(g_finite) and bool(d_finite):  # already synced in _step_optimizer
+            self.nonfinite_streak = 0
+            return
+        self.nonfinite_streak += 1
+        self.log("train/nonfinite_streak", float(self.nonfinite_streak), on_step=True)
+        if self.nonfinite_streak >= self.max_nonfinite_steps:
+            raise DivergenceError(
+                f"training diverged: {self.nonfinite_streak} iterations in a row with a non-finite loss "
+                f"(model.max_nonfinite_steps={self.max_nonfinite_steps}) at iteration {self.iteration}. "
+                "The last good state is in checkpoints/last.ckpt; lower the learning rate or enable "
+                "model.grad_clip_norm."
+            )
+
+    def _log_training(self, g_terms, d_terms, real_logits: Tensor, fake_logits: Tensor) -> None:
+        logs = {f"train/g_{k}": v.detach() for k, v in g_terms.items()}
+        logs.update({f"train/d_{k}": v.detach() for k, v in d_terms.items()})
+        logs["train/d_real"] = real_logits.detach().mean()
+        logs["train/d_fake"] = fake_logits.detach().mean()
+        # Tensors go to the logger as-is: no .item() on the hot path; Lightning syncs only when it writes.
+        self.log_dict(logs, on_step=True, on_epoch=False, prog_bar=False)
+        self.log("iteration", float(self.iteration + 1), on_step=True, prog_bar=False)
+        self.log("g_total", g_terms["total"].detach(), prog_bar=True, on_step=True, logger=False)
+
+    # ------------------------------------------------------------- validation
+    @torch.no_grad()
+    def inpaint_batch(self, batch: Mapping[str, Tensor]) -> Tensor:
+        image, mask, _ = self._prepare(batch)
+        return self.eval_generator.inpaint(image, mask)
+
+    def validation_step(self, batch: Mapping[str, Tensor], batch_idx: int) -> None:
+        output = self.inpaint_batch(batch)
+        image, mask = batch["image"], batch["mask"]
+        metrics = self.val_metrics[0]
+        if metrics.device != output.device:
+            metrics.to(output.device)
+        metrics.update(output.float(), image.float(), mask.float())
+        self.log(
+            "val/reconstruction",
+            (output - image).abs().mean(),
+            on_epoch=True,
+            sync_dist=True,
+            batch_size=image.shape[0],
+        )
+
+    def on_validation_epoch_end(self) -> None:
+        metrics = self.val_metrics[0]
+        values = metrics.compute()  # torchmetrics reduces its states across DDP ranks
+        self.log_dict({f"val/{k}": v for k, v in values.items()}, prog_bar=True, sync_dist=False)
+        metrics.reset()
+
+    # ------------------------------------------------------------ checkpoint
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["dmfn"] = {
+            "generator": dict(self.generator.config),
+            "iteration": self.iteration,
+            "vgg_weights": self.vgg.weights_used,
+            "config": self.run_config,
+        }
+
+    def state_dict(self, *args, **kwargs):
+        # The frozen VGG19 is rebuilt from its own weights file; keeping 80 MB of it in every checkpoint is waste.
+        state = super().state_dict(*args, **kwargs)
+        prefix = kwargs.get("prefix", "")
+        for key in [k for k in state if k.startswith(f"{prefix}vgg.")]:
+            del state[key]
+        return state
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        state_dict = dict(state_dict)
+        for key, value in self.vgg.state_dict(prefix="vgg.").items():
+            state_dict.setdefault(key, value)
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)

@@ -1,0 +1,227 @@
+"""Train DMFN: ``python -m dmfn_lightning.train +experiment=paris`` (Hydra; see conf/train.yaml).
+
+Thin by design: it validates the config, instantiates data module, model, loggers, callbacks and trainer from it,
+and calls ``fit``. Step counts in the config are iterations (one G and one D update each); Lightning's
+``global_step`` counts optimizer steps, so they are doubled here.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import hydra
+import pytorch_lightning as pl
+import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.callbacks import ModelCheckpoint
+
+from dmfn_lightning.callbacks import AtomicCheckpointIO, CheckpointOnInterrupt
+from dmfn_lightning.config import config_dir
+from dmfn_lightning.errors import exit_on_user_error
+from dmfn_lightning.models.io import export_generator
+from dmfn_lightning.validation import validate_train_config
+
+log = logging.getLogger(__name__)
+OPTIMIZER_STEPS_PER_ITERATION = 2  # one generator and one discriminator update
+
+
+def resolve_ckpt_path(ckpt_path: str | None, run_dir: Path) -> str | None:
+    """``last`` -> ``<run dir>/checkpoints/last.ckpt`` when it exists (auto-resume), else a fresh start."""
+    if ckpt_path in (None, "", "null", "none"):
+        return None
+    if ckpt_path == "last":
+        last = run_dir / "checkpoints" / "last.ckpt"
+        return str(last) if last.is_file() else None
+    path = Path(ckpt_path).expanduser()
+    if not path.is_file():
+        from dmfn_lightning.models.io import CheckpointError
+
+        raise CheckpointError(f"ckpt_path={ckpt_path!r} does not exist (use ckpt_path=last or null to start fresh)")
+    return str(path)
+
+
+def build_callbacks(cfg: DictConfig, run_dir: Path) -> list[pl.Callback]:
+    callbacks: list[pl.Callback] = []
+    for _name, spec in (cfg.get("callbacks") or {}).items():
+        if spec is not None:
+            callbacks.append(instantiate(spec))
+    every = cfg.checkpoint.every_n_steps
+    # last.ckpt refreshed every N iterations; best-by-metric kept by a second callback watching validation.
+    callbacks.append(
+        ModelCheckpoint(
+            dirpath=run_dir / "checkpoints",
+            filename="iter{iteration:07.0f}",
+            auto_insert_metric_name=False,
+            save_last=True,
+            save_top_k=0,
+            every_n_train_steps=every * OPTIMIZER_STEPS_PER_ITERATION if every else None,
+        )
+    )
+    if cfg.checkpoint.save_top_k and cfg.checkpoint.monitor:
+        callbacks.append(
+            ModelCheckpoint(
+                dirpath=run_dir / "checkpoints",
+                filename="best-iter{iteration:07.0f}",
+                auto_insert_metric_name=False,
+                monitor=cfg.checkpoint.monitor,
+                mode=cfg.checkpoint.mode,
+                save_top_k=cfg.checkpoint.save_top_k,
+                save_last=False,
+            )
+        )
+    callbacks.append(CheckpointOnInterrupt())
+    return callbacks
+
+
+def build_trainer(cfg: DictConfig, run_dir: Path, callbacks, loggers) -> pl.Trainer:
+    trainer_kwargs: dict[str, Any] = OmegaConf.to_container(cfg.trainer, resolve=True)
+    trainer_kwargs["max_steps"] = int(trainer_kwargs["max_steps"]) * OPTIMIZER_STEPS_PER_ITERATION
+    strategy_cfg = cfg.strategy
+    strategy = strategy_cfg.strategy
+    if isinstance(strategy, DictConfig):
+        strategy = instantiate(strategy)
+    if not trainer_kwargs.get("enable_progress_bar", True):
+        # Lightning refuses a progress-bar callback when bars are disabled.
+        callbacks = [c for c in callbacks if not isinstance(c, pl.callbacks.ProgressBar)]
+    return pl.Trainer(
+        **trainer_kwargs,
+        accelerator=strategy_cfg.accelerator,
+        devices=strategy_cfg.devices,
+        num_nodes=strategy_cfg.num_nodes,
+        strategy=strategy,
+        callbacks=callbacks,
+        logger=loggers or False,
+        default_root_dir=str(run_dir),
+        plugins=[AtomicCheckpointIO()],
+    )
+
+
+def build_module(cfg: DictConfig):
+    run_config = OmegaConf.to_container(cfg, resolve=True)
+    return instantiate(
+        cfg.model,
+        loss=instantiate(cfg.loss),
+        optimizer_g=instantiate(cfg.optim.generator),
+        optimizer_d=instantiate(cfg.optim.discriminator),
+        scheduler=instantiate(cfg.optim.scheduler) if cfg.optim.get("scheduler") else None,
+        run_config=run_config,
+        _recursive_=True,
+    )
+
+
+def print_summary(cfg: DictConfig, module, datamodule, run_dir: Path) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    def count(m: torch.nn.Module) -> str:
+        return f"{sum(p.numel() for p in m.parameters()):,}"
+
+    table = Table(title="dmfn_lightning.train", show_header=False)
+    table.add_row("run dir", str(run_dir))
+    table.add_row("generator", f"{count(module.generator)} params, block={cfg.model.block.name}")
+    table.add_row("discriminator", f"{count(module.discriminator)} params")
+    table.add_row("VGG19 weights", str(module.vgg.weights_used))
+    sizes = getattr(datamodule, "sizes", None)
+    if callable(sizes):
+        sizes = sizes()
+    table.add_row("data", f"{cfg.data._target_.rsplit('.', 1)[-1]} {sizes or ''}")
+    table.add_row("image size / batch", f"{cfg.data.image_size} / {cfg.data.batch_size}")
+    table.add_row("loss", ", ".join(f"{k}={v}" for k, v in cfg.loss.items() if k != "_target_"))
+    table.add_row("iterations", f"{cfg.trainer.max_steps} (Lightning global_step x2)")
+    Console(stderr=True).print(table)
+
+
+def train(cfg: DictConfig) -> dict[str, Any]:
+    """Run one training job from a composed config; returns the final metrics and output paths."""
+    validate_train_config(cfg)
+    run_dir = Path(HydraConfig.get().runtime.output_dir) if HydraConfig.initialized() else Path.cwd()
+    pl.seed_everything(cfg.seed, workers=True)
+    if cfg.trainer.get("deterministic"):
+        torch.use_deterministic_algorithms(True, warn_only=True)
+
+    datamodule = instantiate(cfg.data)
+    # Data errors (missing folder, empty list, ...) must surface now, not after the model is built.
+    if hasattr(datamodule, "prepare_data"):
+        datamodule.prepare_data()
+    datamodule.setup("fit")
+    module = build_module(cfg)
+    if module.vgg.weights_used == "random":
+        log.warning("VGG19 uses RANDOM weights for this run (recorded in the checkpoint as vgg_weights=random)")
+    loggers = [] if cfg.get("logger") in (None, {}) else [instantiate(cfg.logger)]
+    for logger in loggers:
+        logger.log_hyperparams({**OmegaConf.to_container(cfg, resolve=True), "vgg_weights": module.vgg.weights_used})
+    callbacks = build_callbacks(cfg, run_dir)
+    trainer = build_trainer(cfg, run_dir, callbacks, loggers)
+    if trainer.is_global_zero:
+        print_summary(cfg, module, datamodule, run_dir)
+    ckpt_path = resolve_ckpt_path(cfg.ckpt_path, run_dir)
+    if ckpt_path:
+        log.info(f"Resuming from {ckpt_path}")
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+    finally:
+        _finish_wandb(loggers)
+
+    result: dict[str, Any] = {
+        "run_dir": str(run_dir),
+        "iteration": trainer.global_step // OPTIMIZER_STEPS_PER_ITERATION,
+        "metrics": {k: float(v) for k, v in trainer.callback_metrics.items()},
+    }
+    if trainer.is_global_zero and cfg.export_generator:
+        path = export_generator(
+            module.eval_generator if hasattr(module, "eval_generator") else module.generator,
+            run_dir / "generator.pt",
+            metadata={"iteration": result["iteration"], "vgg_weights": module.vgg.weights_used},
+        )
+        # export_generator keeps the generator config; the block name is what inference needs.
+        result["generator"] = str(path)
+        log.info(f"Exported the generator to {path}")
+    if trainer.is_global_zero and cfg.inpaint_val_images:
+        result["inpainted"] = str(inpaint_validation_images(module, datamodule, run_dir / "inpainted"))
+    return result
+
+
+@torch.no_grad()
+def inpaint_validation_images(module, datamodule, out_dir: Path) -> Path:
+    """Write ``masked | output | ground truth`` PNGs for every validation image (the demo's last stage)."""
+    from torchvision.utils import save_image
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    module.eval()
+    for batch in datamodule.val_dataloader():
+        batch = {k: v.to(module.device) if torch.is_tensor(v) else v for k, v in batch.items()}
+        output = module.inpaint_batch(batch).float()
+        image, mask = batch["image"], batch["mask"]
+        for i in range(image.shape[0]):
+            row = torch.stack([image[i] * (1 - mask[i]) + mask[i], output[i], image[i]])
+            index = int(batch["index"][i])
+            save_image((row.clamp(-1, 1) + 1) / 2, out_dir / f"val_{index:03d}.png", nrow=3, padding=2)
+    return out_dir
+
+
+def _finish_wandb(loggers) -> None:
+    # Multirun jobs run in one process: without finish() the next job would log into this run.
+    if any(type(lg).__name__ == "WandbLogger" for lg in loggers):
+        import wandb
+
+        wandb.finish()
+
+
+@hydra.main(config_path=str(config_dir()), config_name="train", version_base="1.3")
+@exit_on_user_error
+def _main(cfg: DictConfig) -> float | None:
+    result = train(cfg)
+    metric = cfg.checkpoint.monitor
+    return result["metrics"].get(metric) if metric else None
+
+
+def main() -> None:
+    _main()
+
+
+if __name__ == "__main__":
+    main()
