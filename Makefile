@@ -25,7 +25,7 @@ browser:
 
 demo: $(STAMP)
 	$(PY) -m dmfn_lightning.train +experiment=demo hydra.run.dir=$(DEMO_DIR)
-	$(PY) -m dmfn_lightning.data.demo --export $(DEMO_DIR)/photos
+	$(PY) -m dmfn_lightning.data.export_demo --export $(DEMO_DIR)/photos
 	$(PY) -m dmfn_lightning.inpaint --checkpoint $(DEMO_DIR)/generator.pt --image $(DEMO_DIR)/photos/images \
 		--mask $(DEMO_DIR)/photos/masks --output $(DEMO_DIR)/inpainted_photos
 	@echo "demo done: panels in $(DEMO_DIR)/images, inpainted photos in $(DEMO_DIR)/inpainted_photos"

@@ -157,3 +157,30 @@ class DemoDataModule(DMFNDataModule):
             num_workers=num_workers,
             **kwargs,
         )
+
+
+def export_heldout_photos(out_dir: str | os.PathLike, short_side: int = 160, seed: int = 0) -> tuple[Path, Path]:
+    """Write the held-out demo photos (never seen in training) and a free-form hole for each, as PNG files.
+
+    ``<out_dir>/images/<name>.png`` is the photo resized so its short side is ``short_side``;
+    ``<out_dir>/masks/<name>.png`` is its mask (white = hole). This is the input of the demo's inpainting stage.
+    """
+    import numpy as np
+    from PIL import Image
+
+    from dmfn_lightning.data.masks import FreeFormMask
+
+    images_dir, masks_dir = Path(out_dir) / "images", Path(out_dir) / "masks"
+    images_dir.mkdir(parents=True, exist_ok=True)
+    masks_dir.mkdir(parents=True, exist_ok=True)
+    mask_generator = FreeFormMask()
+    for i, (name, path) in enumerate(zip(VAL_PHOTOS, demo_photo_paths(VAL_PHOTOS))):
+        with Image.open(path) as photo:
+            photo = photo.convert("RGB")
+            scale = short_side / min(photo.size)
+            size = (round(photo.width * scale), round(photo.height * scale))
+            photo = photo.resize(size, Image.Resampling.BICUBIC)
+        photo.save(images_dir / f"{name}.png")
+        mask, _ = mask_generator(size[1], size[0], np.random.default_rng([seed, i]))
+        Image.fromarray((mask[0].numpy() * 255).astype(np.uint8)).save(masks_dir / f"{name}.png")
+    return images_dir, masks_dir
