@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import pytorch_lightning as pl
 import torch
+from fakes import fake_dataset_layouts
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
@@ -561,38 +562,16 @@ def test_demo_yaml_instantiates_with_mask_group_and_overrides(tmp_path, no_netwo
     assert len(dm.datasets["train"]) == 64 and len(dm.datasets["val"]) == 8
 
 
-def _fake_layouts(data: Path) -> None:
-    img = _save(data / "_src.png", size=(20, 20))
-
-    def link(path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        os.symlink(img, path)
-
-    for i in range(3):
-        link(data / "paris" / "paris_train_original" / f"{i:03d}_train.JPG")
-    for i in range(1, 101):
-        link(data / "paris" / "paris_eval_gt" / f"{i:03d}_im.png")
-    link(data / "places2" / "data_256" / "a" / "airfield" / "00000001.jpg")
-    for i in range(1, 102):
-        link(data / "places2" / "val_256" / f"Places365_val_{i:08d}.jpg")
-    link(data / "celeba_hq" / "train" / "female" / "000004.jpg")
-    link(data / "celeba_hq" / "val" / "male" / "000001.jpg")
-    for n in list(range(0, 3)) + list(range(60000, 70000)) + [70000]:
-        link(data / "ffhq" / "images1024x1024" / f"{n // 1000 * 1000:05d}" / f"{n:05d}.png")
-    link(data / "folder" / "train" / "x.webp")
-    link(data / "folder" / "val" / "y.tif")
-
-
 def test_dataset_yamls_find_their_layouts_under_DMFN_DATA(tmp_path, monkeypatch):
     data = tmp_path / "data"
-    _fake_layouts(data)
+    fake_dataset_layouts(data)
     monkeypatch.setenv("DMFN_DATA", str(data))
     expect = {  # split -> number of files
         "paris": {"train": 3, "val": 100, "test": 100},
-        "places2": {"train": 1, "val": 100, "test": 100},
-        "celeba_hq": {"train": 1, "val": 1},
+        "places2": {"train": 3, "val": 100, "test": 100},
+        "celeba_hq": {"train": 3, "val": 1},
         "ffhq": {"train": 3, "val": 500, "test": 10000},
-        "folder": {"train": 1, "val": 1, "test": 1},
+        "folder": {"train": 3, "val": 1, "test": 1},
     }
     for name, splits in expect.items():
         cfg = _compose(tmp_path, name, ["data.image_size=16", "data.num_workers=0", "data.check_headers=none"])

@@ -25,3 +25,19 @@ def config_dir() -> Path:
         f"dmfn_lightning cannot find its Hydra configs (looked for train.yaml in: {searched}). "
         "Reinstall the package, or set DMFN_CONFIG_DIR to a copy of the repository's conf/ directory."
     )
+
+
+def _path_safe(text: str) -> str:
+    """Group overrides such as ``model/block=rate2`` contain '/', which would nest sweep directories."""
+    return str(text).replace("/", ".")
+
+
+def register_resolvers() -> None:
+    """OmegaConf resolvers used by conf/ (idempotent)."""
+    from omegaconf import OmegaConf
+
+    if not OmegaConf.has_resolver("path_safe"):
+        OmegaConf.register_new_resolver("path_safe", _path_safe)
+
+
+register_resolvers()

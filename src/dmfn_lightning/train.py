@@ -8,6 +8,7 @@ and calls ``fit``. Step counts in the config are iterations (one G and one D upd
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -16,17 +17,39 @@ import pytorch_lightning as pl
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 from pytorch_lightning.callbacks import ModelCheckpoint
 
 from dmfn_lightning.callbacks import AtomicCheckpointIO, CheckpointOnInterrupt
 from dmfn_lightning.config import config_dir
-from dmfn_lightning.errors import exit_on_user_error
+from dmfn_lightning.errors import ConfigError, exit_on_user_error
 from dmfn_lightning.models.io import export_generator
 from dmfn_lightning.validation import validate_train_config
 
 log = logging.getLogger(__name__)
 OPTIMIZER_STEPS_PER_ITERATION = 2  # one generator and one discriminator update
+
+
+def compose_config(overrides: list[str] | None = None, run_dir: str | Path | None = None) -> DictConfig:
+    """Compose the training config in Python (tests, notebooks) exactly as the command line would.
+
+    ``run_dir`` plays the role of ``hydra.run.dir``; Hydra's runtime fields are filled so ``${hydra:...}``
+    interpolations resolve and :func:`train` can be called directly.
+    """
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    overrides = list(overrides or [])
+    if run_dir is not None:
+        overrides.append(f"hydra.run.dir={Path(run_dir).resolve()}")
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        cfg = compose("train", overrides=overrides, return_hydra_config=True)
+    with open_dict(cfg):
+        cfg.hydra.runtime.output_dir = str(Path(cfg.hydra.run.dir).resolve())
+        cfg.hydra.job.name = "train"
+    HydraConfig.instance().set_config(cfg)
+    return cfg
 
 
 def resolve_ckpt_path(ckpt_path: str | None, run_dir: Path) -> str | None:
@@ -46,9 +69,15 @@ def resolve_ckpt_path(ckpt_path: str | None, run_dir: Path) -> str | None:
 
 def build_callbacks(cfg: DictConfig, run_dir: Path) -> list[pl.Callback]:
     callbacks: list[pl.Callback] = []
-    for _name, spec in (cfg.get("callbacks") or {}).items():
-        if spec is not None:
-            callbacks.append(instantiate(spec))
+    for name, spec in (cfg.get("callbacks") or {}).items():
+        if spec is None:  # callbacks.<name>=null drops a callback
+            continue
+        if "_target_" not in spec:
+            raise ConfigError(
+                f"invalid config: callbacks.{name}={OmegaConf.to_container(spec)} has no _target_; "
+                f"set callbacks.{name}=null to drop it (put +debug=... after +experiment=... on the command line)"
+            )
+        callbacks.append(instantiate(spec))
     every = cfg.checkpoint.every_n_steps
     # last.ckpt refreshed every N iterations; best-by-metric kept by a second callback watching validation.
     callbacks.append(
@@ -84,6 +113,8 @@ def build_trainer(cfg: DictConfig, run_dir: Path, callbacks, loggers) -> pl.Trai
     strategy = strategy_cfg.strategy
     if isinstance(strategy, DictConfig):
         strategy = instantiate(strategy)
+    if not loggers:  # Lightning refuses a LearningRateMonitor without a logger to write to
+        callbacks = [c for c in callbacks if not isinstance(c, pl.callbacks.LearningRateMonitor)]
     if not trainer_kwargs.get("enable_progress_bar", True):
         # Lightning refuses a progress-bar callback when bars are disabled.
         callbacks = [c for c in callbacks if not isinstance(c, pl.callbacks.ProgressBar)]
@@ -100,17 +131,28 @@ def build_trainer(cfg: DictConfig, run_dir: Path, callbacks, loggers) -> pl.Trai
     )
 
 
+def run_config_of(cfg: DictConfig) -> dict[str, Any]:
+    """The resolved config without Hydra's own node: what is stored in checkpoints and sent to loggers."""
+    out: dict[str, Any] = {}
+    for key in cfg:
+        if key == "hydra":  # resolving it needs a live sweep (hydra.job.num) and it is not a training setting
+            continue
+        value = cfg[key]
+        out[key] = OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
+    return out
+
+
 def build_module(cfg: DictConfig):
-    run_config = OmegaConf.to_container(cfg, resolve=True)
-    return instantiate(
+    module = instantiate(
         cfg.model,
         loss=instantiate(cfg.loss),
         optimizer_g=instantiate(cfg.optim.generator),
         optimizer_d=instantiate(cfg.optim.discriminator),
         scheduler=instantiate(cfg.optim.scheduler) if cfg.optim.get("scheduler") else None,
-        run_config=run_config,
-        _recursive_=True,
     )
+    # Set afterwards: passed through instantiate, the config's own _target_ keys would be instantiated too.
+    module.run_config = run_config_of(cfg)
+    return module
 
 
 def print_summary(cfg: DictConfig, module, datamodule, run_dir: Path) -> None:
@@ -122,7 +164,7 @@ def print_summary(cfg: DictConfig, module, datamodule, run_dir: Path) -> None:
 
     table = Table(title="dmfn_lightning.train", show_header=False)
     table.add_row("run dir", str(run_dir))
-    table.add_row("generator", f"{count(module.generator)} params, block={cfg.model.block.name}")
+    table.add_row("generator", f"{count(module.generator)} params, block={cfg.model.generator.block}")
     table.add_row("discriminator", f"{count(module.discriminator)} params")
     table.add_row("VGG19 weights", str(module.vgg.weights_used))
     sizes = getattr(datamodule, "sizes", None)
@@ -135,6 +177,27 @@ def print_summary(cfg: DictConfig, module, datamodule, run_dir: Path) -> None:
     Console(stderr=True).print(table)
 
 
+def setup_datamodule(cfg: DictConfig, stage: str = "fit"):
+    """Instantiate and set up the data module now: a missing folder must cost seconds, not a built model."""
+    from dmfn_lightning.data.datasets import DataError
+
+    datamodule = instantiate(cfg.data)
+    try:
+        datamodule.prepare_data()
+        datamodule.setup(stage)
+    except DataError as exc:
+        root = cfg.data.get("root")
+        hint = (
+            f" Datasets are looked up under $DMFN_DATA (now {os.environ.get('DMFN_DATA', 'unset: ./data')}); "
+            f"point to yours with DMFN_DATA=/path or data.root=/path (this config expects {root}). "
+            "The expected layout of each dataset is in the README (Reproducing the paper)."
+            if root
+            else ""
+        )
+        raise DataError(f"{exc}.{hint}") from exc
+    return datamodule
+
+
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Run one training job from a composed config; returns the final metrics and output paths."""
     validate_train_config(cfg)
@@ -143,17 +206,13 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if cfg.trainer.get("deterministic"):
         torch.use_deterministic_algorithms(True, warn_only=True)
 
-    datamodule = instantiate(cfg.data)
-    # Data errors (missing folder, empty list, ...) must surface now, not after the model is built.
-    if hasattr(datamodule, "prepare_data"):
-        datamodule.prepare_data()
-    datamodule.setup("fit")
+    datamodule = setup_datamodule(cfg)
     module = build_module(cfg)
     if module.vgg.weights_used == "random":
         log.warning("VGG19 uses RANDOM weights for this run (recorded in the checkpoint as vgg_weights=random)")
     loggers = [] if cfg.get("logger") in (None, {}) else [instantiate(cfg.logger)]
     for logger in loggers:
-        logger.log_hyperparams({**OmegaConf.to_container(cfg, resolve=True), "vgg_weights": module.vgg.weights_used})
+        logger.log_hyperparams({**run_config_of(cfg), "vgg_weights": module.vgg.weights_used})
     callbacks = build_callbacks(cfg, run_dir)
     trainer = build_trainer(cfg, run_dir, callbacks, loggers)
     if trainer.is_global_zero:

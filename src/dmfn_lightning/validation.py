@@ -17,7 +17,7 @@ def _require(ok: bool, key: str, value, allowed: str) -> None:
 
 def validate_train_config(cfg: DictConfig) -> None:
     """Raise :class:`ConfigError` naming the key, the value and the valid choices for the first bad value."""
-    block = cfg.model.block.name
+    block = cfg.model.generator.block
     _require(block in BLOCK_SPECS, "model/block", block, ", ".join(BLOCK_SPECS))
     size = cfg.data.image_size
     _require(

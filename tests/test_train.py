@@ -1,0 +1,247 @@
+"""Training: one manual-optimization iteration, every experiment config, resume, sweeps, loggers, DDP."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from fakes import fake_dataset_layouts
+
+from dmfn_lightning.train import compose_config, train
+
+TINY = ["+debug=fast"]
+EXPERIMENTS = ["demo", "paris", "places2", "celeba_hq", "ffhq", "table2", "table3"]
+
+
+def _cli(args: list[str], cwd: Path, timeout: int = 300, env: dict | None = None) -> subprocess.CompletedProcess:
+    full_env = {**os.environ, "WANDB_MODE": "disabled", "DMFN_OFFLINE": "1", **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "dmfn_lightning.train", *args],
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@pytest.fixture(scope="module")
+def fake_data(tmp_path_factory):
+    return fake_dataset_layouts(tmp_path_factory.mktemp("data"), size=72)
+
+
+def _snapshot(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in module.named_parameters()}
+
+
+def _changed(before: dict, after: dict) -> bool:
+    return any(not torch.equal(before[k], after[k]) for k in before)
+
+
+def test_one_iteration_changes_g_then_d_and_nothing_else(tmp_path):
+    cfg = compose_config(["+experiment=demo", *TINY, "trainer.max_steps=1", "trainer.limit_val_batches=0"], tmp_path)
+    from dmfn_lightning import train as train_mod
+
+    module = train_mod.build_module(cfg)
+    datamodule = train_mod.instantiate(cfg.data)
+    g0, d0, v0 = _snapshot(module.generator), _snapshot(module.discriminator), _snapshot(module.vgg)
+    snapshots = []
+    step = module._step_optimizer
+
+    def recording_step(optimizer, loss):
+        finite = step(optimizer, loss)
+        snapshots.append((_snapshot(module.generator), _snapshot(module.discriminator)))
+        return finite
+
+    module._step_optimizer = recording_step
+    trainer = train_mod.build_trainer(cfg, tmp_path, [], [])
+    trainer.fit(module, datamodule=datamodule)
+    assert trainer.global_step == 2  # one iteration = two optimizer steps in Lightning's count
+    (g1, d1), (g2, d2) = snapshots
+    assert _changed(g0, g1) and not _changed(d0, d1)  # G step: G moves, D frozen
+    assert not _changed(g1, g2) and _changed(d1, d2)  # D step: D moves, G untouched
+    assert not _changed(v0, _snapshot(module.vgg))  # VGG19 is never trained
+    assert all(p.requires_grad for p in module.discriminator.parameters())  # untoggled afterwards
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_every_experiment_runs_tiny(experiment, fake_data, tmp_path, monkeypatch):
+    monkeypatch.setenv("DMFN_DATA", str(fake_data))
+    overrides = [
+        f"+experiment={experiment}",
+        *TINY,
+        "data.image_size=64",
+        "trainer.max_steps=1",
+        "trainer.val_check_interval=1",
+    ]
+    if experiment != "demo":
+        overrides += ["data.eval_batch_size=2", "trainer.limit_val_batches=1"]
+    cfg = compose_config(overrides, tmp_path)
+    result = train(cfg)
+    assert result["iteration"] == 1
+    assert (tmp_path / "checkpoints" / "last.ckpt").is_file()
+    assert {"val/psnr", "val/ssim", "val/reconstruction"} <= set(result["metrics"])
+
+
+def test_paper_experiment_settings():
+    cfg = compose_config(["+experiment=paris"])
+    assert cfg.data.image_size == 256 and cfg.data.batch_size == 16
+    assert cfg.trainer.max_steps == 100_000
+    assert cfg.optim.generator.lr == cfg.optim.discriminator.lr == 2e-4
+    assert list(cfg.optim.generator.betas) == [0.5, 0.999]
+    assert cfg.mask._target_.endswith("RandomBoxMask") and cfg.mask.delta == 32
+    assert cfg.logger._target_.endswith("build_wandb_logger")
+    weights = {k: cfg.loss[k] for k in ("reconstruction_weight", "vgg_weight", "dis_fm_weight", "adversarial_weight")}
+    assert weights == {
+        "reconstruction_weight": 1.0,
+        "vgg_weight": 25.0,
+        "dis_fm_weight": 5.0,
+        "adversarial_weight": 0.003,
+    }
+    assert cfg.loss.alignment_weight == 1.0
+
+
+def test_resume_from_last_continues_at_saved_step_with_identical_optimizer_state(tmp_path):
+    base = ["+experiment=demo", *TINY, "checkpoint.every_n_steps=2", "trainer.limit_val_batches=0"]
+    train(compose_config([*base, "trainer.max_steps=2"], tmp_path))
+    ckpt = torch.load(tmp_path / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert ckpt["global_step"] == 4 and ckpt["dmfn"]["iteration"] == 2
+    assert len(ckpt["optimizer_states"]) == 2 and len(ckpt["lr_schedulers"]) == 2
+
+    from dmfn_lightning import train as train_mod
+
+    cfg = compose_config([*base, "trainer.max_steps=3"], tmp_path)
+    module = train_mod.build_module(cfg)
+    restored = {}
+
+    class Probe(train_mod.pl.Callback):
+        def on_train_start(self, trainer, pl_module):
+            restored["step"] = trainer.global_step
+            restored["opt"] = [copy.deepcopy(o.state_dict()) for o in trainer.optimizers]
+            restored["g"] = {k: v.clone() for k, v in pl_module.generator.state_dict().items()}
+
+    trainer = train_mod.build_trainer(cfg, tmp_path, [Probe()], [])
+    trainer.fit(
+        module, datamodule=train_mod.instantiate(cfg.data), ckpt_path=str(tmp_path / "checkpoints" / "last.ckpt")
+    )
+    assert restored["step"] == 4
+    for saved, got in zip(ckpt["optimizer_states"], restored["opt"]):
+        for pid, state in saved["state"].items():
+            for key, value in state.items():
+                assert torch.equal(torch.as_tensor(value), torch.as_tensor(got["state"][pid][key])), key
+    for k, v in restored["g"].items():
+        assert torch.equal(v, ckpt["state_dict"][f"generator.{k}"]), k
+    assert trainer.global_step == 6
+
+
+def test_auto_resume_with_ckpt_path_last(tmp_path):
+    base = ["+experiment=demo", *TINY, "checkpoint.every_n_steps=1", "trainer.limit_val_batches=0"]
+    first = train(compose_config([*base, "trainer.max_steps=1"], tmp_path))
+    second = train(compose_config([*base, "trainer.max_steps=2"], tmp_path))  # same run dir, ckpt_path=last
+    assert first["iteration"] == 1 and second["iteration"] == 2
+    fresh = train(compose_config([*base, "trainer.max_steps=1", "ckpt_path=null"], tmp_path / "other"))
+    assert fresh["iteration"] == 1
+
+
+def test_export_generator_and_ema(tmp_path):
+    from dmfn_lightning.models import load_generator
+
+    cfg = compose_config(["+experiment=demo", *TINY, "export_generator=true", "model.ema_decay=0.5"], tmp_path)
+    result = train(cfg)
+    generator = load_generator(result["generator"])
+    assert generator.config["num_blocks"] == 1 and generator.config["base_channels"] == 16
+    ckpt = torch.load(tmp_path / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    ema = {k.removeprefix("generator_ema.shadow."): v for k, v in ckpt["state_dict"].items() if "ema" in k}
+    live = {k.removeprefix("generator."): v for k, v in ckpt["state_dict"].items() if k.startswith("generator.")}
+    assert ema.keys() == live.keys()
+    assert any(not torch.equal(ema[k], live[k]) for k in ema)  # EMA lags the live weights
+    exported = generator.state_dict()
+    assert all(torch.equal(exported[k], ema[k]) for k in exported)  # export uses the EMA weights
+    assert not any(k.startswith("vgg.") for k in ckpt["state_dict"])  # frozen VGG kept out of checkpoints
+
+
+@pytest.mark.slow
+def test_table2_and_table3_multiruns_make_one_run_dir_per_job(tmp_path):
+    common = ["+experiment=demo", "+debug=fast", "trainer.max_steps=1", "trainer.limit_val_batches=1"]
+    for name, sweep in (("table2", "model/block=dmfb,rate2"), ("table3", "loss=paper,no_align")):
+        out = tmp_path / name
+        proc = _cli(["-m", *common, sweep, f"hydra.sweep.dir={out}"], cwd=tmp_path, timeout=600)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        runs = sorted(p for p in out.iterdir() if p.is_dir() and (p / "checkpoints" / "last.ckpt").is_file())
+        assert len(runs) == 2, [p.name for p in out.iterdir()]
+        assert any(sweep.split("=")[1].split(",")[1] in p.name for p in runs)
+
+
+@pytest.mark.slow
+def test_ddp_two_cpu_processes_end_with_identical_weights(tmp_path):
+    proc = _cli(
+        [
+            "+experiment=demo",
+            "+debug=fast",
+            "strategy=ddp",
+            "strategy.accelerator=cpu",
+            "strategy.devices=2",
+            "trainer.max_steps=3",
+            f"hydra.run.dir={tmp_path}",
+        ],
+        cwd=tmp_path,
+        timeout=600,
+        env={"OMP_NUM_THREADS": "1"},
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    report = json.loads((tmp_path / "ddp_consistency.json").read_text())
+    assert len(report["rank_digests"]) == 2 and report["in_sync"] is True
+    ckpt = torch.load(tmp_path / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert ckpt["global_step"] == 6
+
+
+def test_wandb_offline_writes_run_with_image_media(tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
+    cfg = compose_config(
+        [
+            "+experiment=demo",
+            *TINY,
+            "logger=wandb",
+            "logger.save_dir=" + str(tmp_path / "wandb_root"),
+            "callbacks.image_panels={_target_:dmfn_lightning.callbacks.ImagePanels,every_n_steps:1,num_samples:2}",
+        ],
+        tmp_path,
+    )
+    train(cfg)
+    runs = list((tmp_path / "wandb_root" / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1
+    media = list(runs[0].rglob("media/images/**/*.png"))
+    assert media, sorted(str(p.relative_to(runs[0])) for p in runs[0].rglob("*"))[:30]
+    assert list(runs[0].glob("*.wandb"))
+
+
+def test_paper_experiment_without_data_stops_at_once_naming_the_path(tmp_path):
+    proc = _cli(
+        ["+experiment=paris", f"hydra.run.dir={tmp_path / 'run'}"],
+        cwd=tmp_path,
+        timeout=120,
+        env={"DMFN_DATA": str(tmp_path / "nowhere")},
+    )
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stderr
+    assert str(tmp_path / "nowhere" / "paris") in proc.stderr
+    assert "DMFN_DATA" in proc.stderr or "data.root" in proc.stderr
+
+
+def test_missing_vgg_weights_stop_with_the_expected_file(tmp_path, fake_data):
+    proc = _cli(
+        ["+experiment=paris", f"hydra.run.dir={tmp_path / 'run'}"],
+        cwd=tmp_path,
+        timeout=120,
+        env={"DMFN_DATA": str(fake_data), "TORCH_HOME": str(tmp_path / "th")},
+    )
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stderr
+    assert "vgg19-dcbb9e9d.pth" in proc.stderr and "model.vgg.weights=random" in proc.stderr
