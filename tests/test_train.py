@@ -16,6 +16,7 @@ from fakes import fake_dataset_layouts
 from dmfn_lightning.train import compose_config, train
 
 TINY = ["+debug=fast"]
+REPO = Path(__file__).resolve().parents[1]
 EXPERIMENTS = ["demo", "paris", "places2", "celeba_hq", "ffhq", "table2", "table3"]
 
 
@@ -176,6 +177,15 @@ def test_table2_and_table3_multiruns_make_one_run_dir_per_job(tmp_path):
         runs = sorted(p for p in out.iterdir() if p.is_dir() and (p / "checkpoints" / "last.ckpt").is_file())
         assert len(runs) == 2, [p.name for p in out.iterdir()]
         assert any(sweep.split("=")[1].split(",")[1] in p.name for p in runs)
+        table = subprocess.run(
+            [sys.executable, str(REPO / "experiments" / "collect.py"), str(out), "--table", name[-1]],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        rows = [line for line in table.splitlines() if line.startswith("| ") and "ours" not in line]
+        assert len(rows) == 2, table
+        assert sorted(row.split("|")[1].strip() for row in rows) == sorted(sweep.split("=")[1].split(","))
 
 
 @pytest.mark.slow

@@ -7,6 +7,7 @@ and calls ``fit``. Step counts in the config are iterations (one G and one D upd
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from pathlib import Path
@@ -230,6 +231,15 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "iteration": trainer.global_step // OPTIMIZER_STEPS_PER_ITERATION,
         "metrics": {k: float(v) for k, v in trainer.callback_metrics.items()},
     }
+    if trainer.is_global_zero:
+        # What experiments/collect.py tabulates: final metrics beside the settings that define the ablation.
+        summary = {
+            **result,
+            "block": cfg.model.generator.block,
+            "loss": OmegaConf.to_container(cfg.loss, resolve=True),
+            "overrides": _job_overrides(),
+        }
+        (run_dir / "results.json").write_text(json.dumps(summary, indent=1, default=str))
     if trainer.is_global_zero and cfg.export_generator:
         path = export_generator(
             module.eval_generator if hasattr(module, "eval_generator") else module.generator,
@@ -260,6 +270,12 @@ def inpaint_validation_images(module, datamodule, out_dir: Path) -> Path:
             index = int(batch["index"][i])
             save_image((row.clamp(-1, 1) + 1) / 2, out_dir / f"val_{index:03d}.png", nrow=3, padding=2)
     return out_dir
+
+
+def _job_overrides() -> list[str]:
+    if not HydraConfig.initialized():
+        return []
+    return list(HydraConfig.get().overrides.task)
 
 
 def _finish_wandb(loggers) -> None:
