@@ -47,7 +47,9 @@ def _fmt(value, digits: int) -> str:
 
 def markdown_table(runs: list[dict], table: str) -> str:
     key = ROW_KEY[table]
-    header = f"| {key} | iterations | LPIPS (ours) | PSNR (ours) | SSIM (ours) | LPIPS (paper) | PSNR (paper) | SSIM (paper) |"
+    columns = [key, "iterations", "LPIPS (ours)", "PSNR (ours)", "SSIM (ours)"]
+    columns += ["LPIPS (paper)", "PSNR (paper)", "SSIM (paper)"]
+    header = "| " + " | ".join(columns) + " |"
     lines = [header, "|" + "---|" * 8]
     for run in runs:
         m = run.get("metrics", {})

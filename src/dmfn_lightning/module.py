@@ -192,7 +192,7 @@ class DMFNModule(pl.LightningModule):
         logs["train/d_fake"] = fake_logits.detach().mean()
         # Tensors go to the logger as-is: no .item() on the hot path; Lightning syncs only when it writes.
         self.log_dict(logs, on_step=True, on_epoch=False, prog_bar=False)
-        self.log("iteration", float(self.iteration + 1), on_step=True, prog_bar=False)
+        self.log("iteration", float(self.iteration), on_step=True, prog_bar=False)  # already counts this one
         self.log("g_total", g_terms["total"].detach(), prog_bar=True, on_step=True, logger=False)
 
     # ------------------------------------------------------------- validation
