@@ -6,6 +6,7 @@ The networks, the loss and the optimizers are injected (built by Hydra from ``co
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -16,6 +17,9 @@ from torch import Tensor, nn
 from dmfn_lightning.ema import EMA
 from dmfn_lightning.errors import DMFNError
 from dmfn_lightning.models import DMFNGenerator, GlobalLocalDiscriminator, VGG19Features, crop_local
+
+# The frozen VGG19 (and the EMA copy) are in eval mode on purpose; Lightning's generic warning about it is noise.
+warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode", category=UserWarning)
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
 SchedulerFactory = Callable[..., torch.optim.lr_scheduler.LRScheduler]
