@@ -43,6 +43,19 @@ def _user_error_types() -> tuple[type[BaseException], ...]:
     return tuple(types)
 
 
+def user_error_cause(exc: BaseException) -> BaseException | None:
+    """The user error behind ``exc``: itself, or the cause Hydra's ``instantiate`` wrapped it in."""
+    types = _user_error_types()
+    seen = 0
+    while exc is not None and seen < 5:
+        if isinstance(exc, types):
+            return exc
+        if type(exc).__name__ != "InstantiationException":
+            return None
+        exc, seen = exc.__cause__, seen + 1
+    return None
+
+
 def full_error_requested() -> bool:
     return os.environ.get("HYDRA_FULL_ERROR", "0") not in ("", "0")
 
@@ -54,10 +67,11 @@ def exit_on_user_error(fn: Callable[..., T]) -> Callable[..., T]:
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except _user_error_types() as exc:
-            if full_error_requested():
+        except Exception as exc:
+            cause = user_error_cause(exc)
+            if cause is None or full_error_requested():
                 raise
-            print(f"error: {exc}", file=sys.stderr)
+            print(f"error: {cause}", file=sys.stderr)
             print("(set HYDRA_FULL_ERROR=1 for the full traceback)", file=sys.stderr)
             sys.exit(2)
 

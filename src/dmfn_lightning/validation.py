@@ -5,9 +5,8 @@ from __future__ import annotations
 from omegaconf import DictConfig
 
 from dmfn_lightning.errors import ConfigError
+from dmfn_lightning.losses import GAN_TYPES
 from dmfn_lightning.models.blocks import BLOCK_SPECS
-
-GAN_TYPES = ("ragan", "vanilla", "lsgan", "hinge")
 
 
 def _require(ok: bool, key: str, value, allowed: str) -> None:
