@@ -1,0 +1,370 @@
+"""Evaluate a generator with the paper's Table 1 protocol: ``python -m dmfn_lightning.evaluate ckpt=... data=paris``.
+
+Protocol (Hui et al., arXiv:2002.02609, Section 4 and Table 1; DESIGN.md section 8): the data group's test split at
+``data.image_size`` (256), the exact centred 128 x 128 hole (``mask=center``), metrics on the whole composited
+image: LPIPS (AlexNet, v0.1), PSNR and SSIM on [0, 255] RGB, plus L1 (whole image and hole only); conventions in
+:mod:`dmfn_lightning.metrics`. Holes and crops are a pure function of (seed, image index), inference runs in eval
+mode with deterministic kernels, so evaluating twice gives identical numbers.
+
+Outputs (in the Hydra run dir, or ``output_dir=``): ``per_image.csv`` (one row per image), ``summary.json`` (means,
+conventions, the paper's row; nothing run-dependent such as times or paths of the run dir, so two evaluations give
+byte-identical files), ``table1.md`` (the paper's Table 1 row beside ours; for free-form/irregular holes also a
+table by hole ratio 0-10 %, ..., 50-60 %), and with ``save_images=true`` the inpainted PNGs in ``images/``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import hydra
+import numpy as np
+import torch
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from dmfn_lightning.config import config_dir
+from dmfn_lightning.errors import ConfigError, exit_on_user_error
+
+log = logging.getLogger(__name__)
+
+# Paper Table 1 (LPIPS / PSNR / SSIM), centre 128x128 hole at 256x256.
+PAPER_TABLE1: dict[str, dict[str, Any]] = {
+    "paris": {"name": "Paris StreetView", "images": 100, "lpips": 0.1018, "psnr": 25.00, "ssim": 0.8563},
+    "places2": {"name": "Places2", "images": 100, "lpips": 0.1361, "psnr": 21.53, "ssim": 0.8079},
+    "celeba_hq": {"name": "CelebA-HQ", "images": 2000, "lpips": 0.0460, "psnr": 26.50, "ssim": 0.8932},
+    "ffhq": {"name": "FFHQ", "images": 10000, "lpips": 0.0457, "psnr": 26.49, "ssim": 0.8985},
+}
+# Hole-ratio buckets (low, high] as in the irregular-mask literature; 0 joins the first bucket.
+BUCKETS = (*((i / 10, (i + 1) / 10) for i in range(6)), (0.6, 1.0))
+CSV_COLUMNS = ("index", "path", "hole_ratio", "psnr", "psnr_capped", "ssim", "lpips", "l1", "l1_hole")
+_METRIC_LABELS = (
+    ("lpips", "LPIPS ↓"),
+    ("psnr", "PSNR ↑"),
+    ("ssim", "SSIM ↑"),
+    ("l1", "L1 ↓"),
+    ("l1_hole", "L1 hole ↓"),
+)
+
+
+def compose_config(overrides: Sequence[str] | None = None, run_dir: str | Path | None = None) -> DictConfig:
+    """Compose the evaluation config in Python (tests, notebooks) as the command line would."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    overrides = list(overrides or [])
+    if run_dir is not None:
+        overrides.append(f"hydra.run.dir={Path(run_dir).resolve()}")
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        cfg = compose("eval", overrides=overrides, return_hydra_config=True)
+    HydraConfig.instance().set_config(cfg)  # first, so that ${hydra:runtime.choices.data} in run.dir resolves
+    run_dir = str(Path(cfg.hydra.run.dir).resolve())
+    OmegaConf.set_readonly(cfg.hydra, False)
+    with open_dict(cfg):
+        cfg.hydra.runtime.output_dir = run_dir
+        cfg.hydra.job.name = "evaluate"
+    HydraConfig.instance().set_config(cfg)
+    return cfg
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# pieces
+
+
+def _dataset_name(cfg: DictConfig) -> str | None:
+    if cfg.get("dataset"):
+        return str(cfg.dataset)
+    if HydraConfig.initialized():
+        return HydraConfig.get().runtime.choices.get("data")
+    return None
+
+
+def _output_dir(cfg: DictConfig) -> Path:
+    if cfg.get("output_dir"):
+        return Path(str(cfg.output_dir)).expanduser()
+    if HydraConfig.initialized():
+        return Path(HydraConfig.get().runtime.output_dir)
+    return Path.cwd()
+
+
+def _check_config(cfg: DictConfig) -> None:
+    if OmegaConf.is_missing(cfg, "ckpt") or not cfg.ckpt:
+        raise ConfigError(
+            "no checkpoint given: add ckpt=/path/to/checkpoint (a Lightning .ckpt, an exported generator.pt or the "
+            "authors' released generator weights), e.g. `python -m dmfn_lightning.evaluate ckpt=outputs/.../last.ckpt "
+            "data=paris`"
+        )
+    from dmfn_lightning.inpainting import PRECISIONS
+    from dmfn_lightning.metrics import LPIPS_NETS
+
+    if cfg.precision not in PRECISIONS:
+        raise ConfigError(f"invalid config: precision={cfg.precision!r}; allowed: {', '.join(PRECISIONS)}")
+    if cfg.lpips.net not in LPIPS_NETS:
+        raise ConfigError(f"invalid config: lpips.net={cfg.lpips.net!r}; allowed: {', '.join(LPIPS_NETS)}")
+    if cfg.batch_size is not None and int(cfg.batch_size) < 1:
+        raise ConfigError(f"invalid config: batch_size={cfg.batch_size!r}; allowed: an integer >= 1 or null")
+
+
+def _build_datamodule(cfg: DictConfig):
+    from hydra.utils import instantiate
+
+    from dmfn_lightning.data.datasets import DataError
+
+    data_cfg = cfg.data.copy()
+    with open_dict(data_cfg):
+        if cfg.batch_size is not None:
+            data_cfg.eval_batch_size = int(cfg.batch_size)
+        if cfg.num_workers is not None:
+            data_cfg.num_workers = int(cfg.num_workers)
+    try:
+        datamodule = instantiate(data_cfg)
+        datamodule.setup("test")
+    except DataError as err:
+        raise DataError(
+            f"{err}. Evaluation data is read from $DMFN_DATA/<dataset> (or data.root=...); see conf/data/ and the "
+            "README's 'Reproducing the paper' section for the expected layout."
+        ) from err
+    return datamodule
+
+
+def is_box_mask(mask_generator: Any) -> bool:
+    """Box holes (Table 1) get no by-hole-ratio table."""
+    from dmfn_lightning.data.masks import CenterMask, RandomBoxMask
+
+    return isinstance(mask_generator, CenterMask | RandomBoxMask)
+
+
+def table1_protocol(datamodule: Any) -> bool:
+    """True for the exact Table 1 setting: 256 px images and the exact centred half-size box."""
+    from dmfn_lightning.data.masks import CenterMask
+
+    mask = getattr(datamodule, "eval_mask", None)
+    return (
+        isinstance(mask, CenterMask)
+        and mask.hole_size == (0.5, 0.5)
+        and not mask.shrink
+        and int(getattr(datamodule, "image_size", 0)) == 256
+    )
+
+
+def bucket_label(low: float, high: float) -> str:
+    return f"{round(low * 100)}-{round(high * 100)}%"
+
+
+def by_hole_ratio(rows: Sequence[Mapping[str, Any]], metrics: Sequence[str]) -> list[dict[str, Any]]:
+    """Mean metrics per hole-ratio bucket (0-10 %, ..., 50-60 %, then 60-100 %); empty buckets have count 0."""
+    ratios = np.array([r["hole_ratio"] for r in rows], dtype=np.float64)
+    # (low, high] buckets: ceil(10 r) - 1, with r = 0 in the first one and > 60 % in the last.
+    index = np.clip(np.ceil(ratios * 10 - 1e-9).astype(int) - 1, 0, len(BUCKETS) - 1)
+    out = []
+    for b, (low, high) in enumerate(BUCKETS):
+        selected = [r for r, i in zip(rows, index) if i == b]
+        entry: dict[str, Any] = {"bucket": bucket_label(low, high), "count": len(selected)}
+        for name in metrics:
+            values = [float(r[name]) for r in selected if r.get(name) is not None and not math.isnan(float(r[name]))]
+            entry[name] = float(np.mean(values)) if values else None
+        out.append(entry)
+    return out
+
+
+def _fmt(name: str, value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    return f"{value:.2f}" if name == "psnr" else f"{value:.4f}"
+
+
+def render_table1(summary: Mapping[str, Any]) -> str:
+    """The Markdown report: the paper's Table 1 row beside ours, then the conventions."""
+    names = [n for n, _ in _METRIC_LABELS]
+    header = "| | " + " | ".join(label for _, label in _METRIC_LABELS) + " |"
+    lines = [f"# DMFN evaluation: {summary['dataset_name']}", ""]
+    if not summary["protocol"]["table1"]:
+        lines += [
+            "> **Not the Table 1 protocol** (it needs 256x256 images and the exact centred 128x128 box): the paper's "
+            "numbers below are not comparable to ours.",
+            "",
+        ]
+    if summary["lpips"] and summary["lpips"]["backbone"] == "random":
+        lines += ["> **LPIPS uses a RANDOM trunk** (lpips.backbone_weights=random): its numbers mean nothing.", ""]
+    lines += [header, "|---" * (len(names) + 1) + "|"]
+    paper = summary.get("paper_table1")
+    if paper:
+        lines.append(
+            f"| DMFN, paper Table 1 ({paper['images']} images) | "
+            + " | ".join(_fmt(n, paper.get(n)) for n in names)
+            + " |"
+        )
+    ours = summary["metrics"]
+    lines.append(
+        f"| ours: {summary['checkpoint_name']} ({summary['n_images']} images) | "
+        + " | ".join(_fmt(n, ours.get(n)) for n in names)
+        + " |"
+    )
+    if not paper:
+        lines += ["", f"(no Table 1 row in the paper for dataset {summary['dataset']!r})"]
+    buckets = summary.get("by_hole_ratio")
+    if buckets:
+        lines += ["", "## By hole ratio", "", "| hole | images | " + " | ".join(lb for _, lb in _METRIC_LABELS) + " |"]
+        lines.append("|---" * (len(names) + 2) + "|")
+        for entry in buckets:
+            cells = " | ".join(_fmt(n, entry.get(n)) for n in names)
+            lines.append(f"| {entry['bucket']} | {entry['count']} | {cells} |")
+    lines += ["", "## Conventions", ""]
+    lines += [f"- **{k}**: {v}" for k, v in summary["conventions"].items()]
+    lines += [
+        f"- **mask**: {summary['protocol']['mask']}",
+        f"- **image size**: {summary['protocol']['image_size']}",
+        f"- **LPIPS**: {summary['lpips'] or 'disabled'}",
+        f"- **PSNR capped** (identical images): {summary['psnr_capped_images']}",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _write_csv(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=CSV_COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: ("" if row.get(k) is None else row[k]) for k in CSV_COLUMNS})
+
+
+def _save_images(out_dir: Path, output, indices, paths) -> None:
+    from PIL import Image
+
+    from dmfn_lightning.metrics import quantize
+
+    pixels = quantize(output).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+    for array, index, path in zip(pixels, indices, paths):
+        Image.fromarray(array, "RGB").save(out_dir / f"{int(index):05d}_{Path(path).stem}.png")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the evaluation
+
+
+def evaluate(cfg: DictConfig) -> dict[str, Any]:
+    """Run the evaluation described by ``cfg`` (see ``conf/eval.yaml``); returns the summary."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from dmfn_lightning.inpainting import resolve_device, run_generator
+    from dmfn_lightning.metrics import CONVENTIONS, InpaintingMetrics
+    from dmfn_lightning.models import load_generator
+
+    _check_config(cfg)
+    start = time.perf_counter()
+    device = resolve_device(cfg.device)
+    torch.manual_seed(int(cfg.seed))
+    if device.type == "cuda":
+        torch.backends.cudnn.deterministic = True
+        torch.backends.cudnn.benchmark = False
+    # Cheap failures first: checkpoint, LPIPS weights, then the data.
+    generator = load_generator(str(cfg.ckpt), map_location=device, prefer_ema=bool(cfg.prefer_ema))
+    metrics = InpaintingMetrics(
+        lpips=bool(cfg.lpips.enabled),
+        lpips_net=str(cfg.lpips.net),
+        lpips_backbone_weights=str(cfg.lpips.backbone_weights),
+        lpips_override="lpips.backbone_weights",
+    ).to(device)
+    datamodule = _build_datamodule(cfg)
+    loader = datamodule.test_dataloader()
+    out_dir = _output_dir(cfg)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    image_dir = out_dir / "images"
+    if cfg.save_images:
+        image_dir.mkdir(exist_ok=True)
+
+    rows: list[dict[str, Any]] = []
+    console = Console(stderr=True)
+    columns = (TextColumn("evaluating"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=console, disable=not cfg.progress) as progress:
+        task = progress.add_task("eval", total=len(loader))
+        for batch in loader:
+            if batch["image"].shape[0] == 0:  # every image of the batch was skipped (on_bad_image=skip)
+                progress.advance(task)
+                continue
+            image = batch["image"].to(device, non_blocking=True)
+            mask = batch["mask"].to(device, non_blocking=True)
+            with torch.inference_mode():
+                output = run_generator(generator, image, mask, str(cfg.precision))
+            # Outside inference mode so the metric states stay ordinary tensors (DDP-gatherable, resettable).
+            metrics.update(output, image, mask)
+            values = {k: v.cpu().tolist() for k, v in metrics.last_per_image.items()}
+            indices = batch["index"].tolist()
+            for j, index in enumerate(indices):
+                row = {"index": int(index), "path": str(batch["path"][j])}
+                row.update({k: v[j] for k, v in values.items()})
+                row["l1_hole"] = None if math.isnan(row["l1_hole"]) else row["l1_hole"]
+                rows.append(row)
+            if cfg.save_images:
+                _save_images(image_dir, output, indices, batch["path"])
+            progress.advance(task)
+    if not rows:
+        from dmfn_lightning.data.datasets import DataError
+
+        raise DataError("no image could be evaluated (all were skipped as unreadable)")
+    rows.sort(key=lambda r: r["index"])
+    means = {k: float(v) for k, v in metrics.compute().items()}
+
+    name = _dataset_name(cfg)
+    paper = PAPER_TABLE1.get(name or "")
+    lp = metrics.lpips
+    summary: dict[str, Any] = {
+        "dataset": name,
+        "dataset_name": paper["name"] if paper else (name or "custom data"),
+        "checkpoint": str(cfg.ckpt),
+        "checkpoint_name": Path(str(cfg.ckpt)).name,
+        "generator": dict(getattr(generator, "config", {})),
+        "n_images": len(rows),
+        "skipped_images": int(getattr(datamodule, "skipped_count", 0)),
+        "metrics": means,
+        "psnr_capped_images": sum(bool(r["psnr_capped"]) for r in rows),
+        "paper_table1": paper,
+        "protocol": {
+            "table1": table1_protocol(datamodule),
+            "image_size": int(datamodule.image_size),
+            "mask": repr(datamodule.eval_mask),
+            "seed": int(cfg.seed),
+            "precision": str(cfg.precision),
+            "device_type": device.type,
+            "prefer_ema": bool(cfg.prefer_ema),
+        },
+        "lpips": None if lp is None else {"net": lp.net_name, "version": "0.1", "backbone": lp.weights_used},
+        "conventions": dict(CONVENTIONS),
+    }
+    if not is_box_mask(datamodule.eval_mask):
+        summary["by_hole_ratio"] = by_hole_ratio(rows, metrics.names)
+
+    _write_csv(out_dir / "per_image.csv", rows)
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (out_dir / "table1.md").write_text(render_table1(summary))
+    datamodule.teardown("test")
+
+    elapsed = time.perf_counter() - start
+    shown = ", ".join(f"{k} {_fmt(k, v)}" for k, v in means.items())
+    console.print(f"{len(rows)} images in {elapsed:.1f} s: {shown}")
+    console.print(f"wrote per_image.csv, summary.json and table1.md to {out_dir}")
+    return summary
+
+
+@hydra.main(config_path=str(config_dir()), config_name="eval", version_base="1.3")
+@exit_on_user_error
+def _main(cfg: DictConfig) -> None:
+    evaluate(cfg)
+
+
+def main() -> None:
+    """Command-line entry point (``dmfn-evaluate``; Hydra overrides as arguments)."""
+    _main()
+
+
+if __name__ == "__main__":
+    main()

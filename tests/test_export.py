@@ -1,0 +1,102 @@
+"""TorchScript / ONNX / torch.export exports of the generator match PyTorch at two resolutions."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import pytest
+import torch
+
+from dmfn_lightning.export import FILENAMES, example_input, export, main
+from dmfn_lightning.models import DMFNGenerator, export_generator, load_generator
+
+SIZES = [(32, 48), (40, 24)]  # two resolutions, neither the one used for tracing/exporting (64x96)
+TOLERANCE = 1e-4
+
+
+@pytest.fixture(scope="module")
+def generator() -> DMFNGenerator:
+    torch.manual_seed(0)
+    return DMFNGenerator(num_blocks=1, base_channels=16).eval()
+
+
+def reference(generator, x):
+    with torch.no_grad():
+        return generator(x)
+
+
+def test_torchscript_matches_pytorch(generator, tmp_path):
+    report = export(generator, tmp_path, formats=["torchscript"], verify_sizes=SIZES, log=lambda *_: None)
+    entry = report["formats"]["torchscript"]
+    assert entry["verified"] is True and max(entry["max_abs_diff"].values()) <= TOLERANCE
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # torch.jit's deprecation notice
+        module = torch.jit.load(str(tmp_path / FILENAMES["torchscript"]))
+    for batch, (h, w) in zip((1, 3), SIZES):  # independent of export()'s own check: other batch sizes too
+        x = example_input(batch, h, w, seed=7)
+        assert (module(x) - reference(generator, x)).abs().max() <= TOLERANCE
+
+
+def test_onnx_matches_pytorch(generator, tmp_path):
+    ort = pytest.importorskip("onnxruntime", reason="onnxruntime not installed: pip install 'dmfn_lightning[export]'")
+    pytest.importorskip("onnxscript", reason="the dynamo ONNX exporter needs onnxscript")
+    report = export(generator, tmp_path, formats=["onnx"], verify_sizes=SIZES, log=lambda *_: None)
+    entry = report["formats"]["onnx"]
+    assert entry["verified"] is True and entry["exporter"] == "dynamo" and entry["opset"] >= 17
+    assert entry["instance_norm"] == "two-stage reductions"
+    assert not list(tmp_path.glob("*.data"))  # one self-contained file
+    session = ort.InferenceSession(str(tmp_path / FILENAMES["onnx"]), providers=["CPUExecutionProvider"])
+    for batch, (h, w) in zip((1, 3), SIZES):  # dynamic batch, height and width
+        x = example_input(batch, h, w, seed=8)
+        out = torch.from_numpy(session.run(None, {"input": x.numpy()})[0])
+        assert out.shape == (batch, 3, h, w)
+        assert (out - reference(generator, x)).abs().max() <= TOLERANCE
+
+
+def test_two_stage_instance_norm_is_the_same_function(generator):
+    from dmfn_lightning.export import TwoStageInstanceNorm, with_two_stage_instance_norm
+
+    swapped = with_two_stage_instance_norm(generator)
+    assert not any(isinstance(m, torch.nn.InstanceNorm2d) for m in swapped.modules())
+    assert any(isinstance(m, torch.nn.InstanceNorm2d) for m in generator.modules())  # the original is untouched
+    x = example_input(2, 32, 48)
+    assert (reference(swapped, x) - reference(generator, x)).abs().max() <= 1e-5
+    y = torch.randn(2, 5, 7, 9) * 3 + 10
+    expected = torch.nn.functional.instance_norm(y)
+    assert (TwoStageInstanceNorm()(y) - expected).abs().max() <= 1e-5
+
+
+def test_legacy_onnx_exporter_matches_too(generator, tmp_path):
+    pytest.importorskip("onnxruntime", reason="onnxruntime not installed: pip install 'dmfn_lightning[export]'")
+    report = export(
+        generator, tmp_path, formats=["onnx"], onnx_exporter="torchscript", verify_sizes=SIZES, log=lambda *_: None
+    )
+    assert report["formats"]["onnx"]["verified"] is True and report["formats"]["onnx"]["opset"] == 17
+
+
+def test_pt2_and_generator_file(generator, tmp_path):
+    report = export(generator, tmp_path, formats=["pt2", "generator"], verify_sizes=SIZES, log=lambda *_: None)
+    assert all(entry["verified"] is True for entry in report["formats"].values())
+    assert load_generator(tmp_path / FILENAMES["generator"]).config == generator.config
+    saved = json.loads((tmp_path / "export.json").read_text())
+    assert set(saved["formats"]) == {"pt2", "generator"}
+
+
+def test_cli(generator, tmp_path, capsys):
+    ckpt = export_generator(generator, tmp_path / "in.pt")
+    args = ["--checkpoint", str(ckpt), "--output", str(tmp_path / "out"), "--format", "generator"]
+    assert main([*args, "--verify-sizes", "16x16", "24x32"]) == 0
+    out = capsys.readouterr().out
+    assert "max |diff| vs PyTorch: 16x16: 0.00e+00, 24x32: 0.00e+00  OK" in out
+    with pytest.raises(SystemExit) as info:
+        main(["--checkpoint", str(tmp_path / "missing.pt"), "--output", str(tmp_path / "out")])
+    assert info.value.code == 2
+    assert "missing.pt" in capsys.readouterr().err
+
+
+def test_mismatch_is_an_error(generator, tmp_path):
+    from dmfn_lightning.export import ExportError
+
+    with pytest.raises(ExportError, match="differ from PyTorch"):
+        export(generator, tmp_path, formats=["generator"], verify_sizes=SIZES, tolerance=-1.0, log=lambda *_: None)
