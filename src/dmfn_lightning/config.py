@@ -27,6 +27,34 @@ def config_dir() -> Path:
     )
 
 
+def compose(config_name: str, overrides=None, run_dir=None, job_name: str | None = None):
+    """Compose ``config_name`` in Python (tests, notebooks) exactly as the command line would.
+
+    ``run_dir`` plays the role of ``hydra.run.dir``; Hydra's runtime fields are filled so ``${hydra:...}``
+    interpolations resolve and the entry point's function can be called directly.
+    """
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import OmegaConf, open_dict
+
+    overrides = list(overrides or [])
+    if run_dir is not None:
+        overrides.append(f"hydra.run.dir={Path(run_dir).resolve()}")
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        cfg = hydra_compose(config_name, overrides=overrides, return_hydra_config=True)
+    HydraConfig.instance().set_config(cfg)  # first, so that ${hydra:runtime.choices...} in run.dir resolves
+    resolved_run_dir = str(Path(cfg.hydra.run.dir).resolve())
+    OmegaConf.set_readonly(cfg.hydra, False)
+    with open_dict(cfg):
+        cfg.hydra.runtime.output_dir = resolved_run_dir
+        cfg.hydra.job.name = job_name or config_name
+    HydraConfig.instance().set_config(cfg)
+    return cfg
+
+
 def _path_safe(text: str) -> str:
     """Group overrides such as ``model/block=rate2`` contain '/', which would nest sweep directories."""
     return str(text).replace("/", ".")

@@ -29,7 +29,7 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from dmfn_lightning.config import config_dir
+from dmfn_lightning.config import compose, config_dir
 from dmfn_lightning.errors import ConfigError, exit_on_user_error
 
 log = logging.getLogger(__name__)
@@ -54,24 +54,8 @@ _METRIC_LABELS = (
 
 
 def compose_config(overrides: Sequence[str] | None = None, run_dir: str | Path | None = None) -> DictConfig:
-    """Compose the evaluation config in Python (tests, notebooks) as the command line would."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-
-    overrides = list(overrides or [])
-    if run_dir is not None:
-        overrides.append(f"hydra.run.dir={Path(run_dir).resolve()}")
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        cfg = compose("eval", overrides=overrides, return_hydra_config=True)
-    HydraConfig.instance().set_config(cfg)  # first, so that ${hydra:runtime.choices.data} in run.dir resolves
-    run_dir = str(Path(cfg.hydra.run.dir).resolve())
-    OmegaConf.set_readonly(cfg.hydra, False)
-    with open_dict(cfg):
-        cfg.hydra.runtime.output_dir = run_dir
-        cfg.hydra.job.name = "evaluate"
-    HydraConfig.instance().set_config(cfg)
-    return cfg
+    """The evaluation config composed in Python (tests, notebooks) as ``python -m dmfn_lightning.evaluate`` would."""
+    return compose("eval", overrides, run_dir, job_name="evaluate")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -112,6 +96,14 @@ def _check_config(cfg: DictConfig) -> None:
         raise ConfigError(f"invalid config: batch_size={cfg.batch_size!r}; allowed: an integer >= 1 or null")
 
 
+def _freeze_mask_augmentation(mask_generator: Any) -> None:
+    """Irregular mask files are flipped/rotated for training; an evaluation uses each file as it is."""
+    if hasattr(mask_generator, "augment"):
+        mask_generator.augment = False
+    for child in getattr(mask_generator, "masks", None) or []:
+        _freeze_mask_augmentation(child)
+
+
 def _build_datamodule(cfg: DictConfig):
     from hydra.utils import instantiate
 
@@ -125,6 +117,7 @@ def _build_datamodule(cfg: DictConfig):
             data_cfg.num_workers = int(cfg.num_workers)
     try:
         datamodule = instantiate(data_cfg)
+        _freeze_mask_augmentation(datamodule.eval_mask)
         datamodule.setup("test")
     except DataError as err:
         raise DataError(

@@ -177,7 +177,7 @@ def inpaint_tensor(
 def _to_rgb(img: Image.Image) -> Image.Image:
     # The data layer's conversion (alpha on white, 16-bit rescaled, CMYK, palette, grayscale), so a photo is
     # decoded identically for training, evaluation and inpainting.
-    from dmfn_lightning.data.datasets import _to_rgb as data_to_rgb
+    from dmfn_lightning.data.datasets import to_rgb as data_to_rgb
 
     return data_to_rgb(img)
 

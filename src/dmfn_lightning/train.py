@@ -18,11 +18,11 @@ import pytorch_lightning as pl
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ModelCheckpoint
 
 from dmfn_lightning.callbacks import AtomicCheckpointIO, CheckpointOnInterrupt
-from dmfn_lightning.config import config_dir
+from dmfn_lightning.config import compose, config_dir
 from dmfn_lightning.errors import ConfigError, exit_on_user_error
 from dmfn_lightning.models.io import export_generator
 from dmfn_lightning.validation import validate_train_config
@@ -32,25 +32,8 @@ OPTIMIZER_STEPS_PER_ITERATION = 2  # one generator and one discriminator update
 
 
 def compose_config(overrides: list[str] | None = None, run_dir: str | Path | None = None) -> DictConfig:
-    """Compose the training config in Python (tests, notebooks) exactly as the command line would.
-
-    ``run_dir`` plays the role of ``hydra.run.dir``; Hydra's runtime fields are filled so ``${hydra:...}``
-    interpolations resolve and :func:`train` can be called directly.
-    """
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-
-    overrides = list(overrides or [])
-    if run_dir is not None:
-        overrides.append(f"hydra.run.dir={Path(run_dir).resolve()}")
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        cfg = compose("train", overrides=overrides, return_hydra_config=True)
-    with open_dict(cfg):
-        cfg.hydra.runtime.output_dir = str(Path(cfg.hydra.run.dir).resolve())
-        cfg.hydra.job.name = "train"
-    HydraConfig.instance().set_config(cfg)
-    return cfg
+    """The training config composed in Python (tests, notebooks) as ``python -m dmfn_lightning.train`` would."""
+    return compose("train", overrides, run_dir, job_name="train")
 
 
 def resolve_ckpt_path(ckpt_path: str | None, run_dir: Path) -> str | None:

@@ -45,7 +45,9 @@ __all__ = [
     "list_images",
     "load_rgb",
     "read_file_list",
+    "read_size",
     "resolve_list_path",
+    "to_rgb",
 ]
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"})
@@ -256,7 +258,7 @@ def list_images(source: ImageSource | str | Mapping) -> list[Path]:
 # decoding
 
 
-def _to_rgb(img: Image.Image) -> Image.Image:
+def to_rgb(img: Image.Image) -> Image.Image:
     mode = img.mode
     if mode.startswith("I;16") or mode in ("I", "F"):
         arr = np.asarray(img)
@@ -288,7 +290,7 @@ def load_rgb(path: str | os.PathLike) -> Image.Image:
         with Image.open(path) as img:
             img.load()
             img = ImageOps.exif_transpose(img)
-            return _to_rgb(img)
+            return to_rgb(img)
     except (OSError, UnidentifiedImageError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
         raise DataError(f"{path}: cannot decode image ({type(err).__name__}: {err})") from err
 

@@ -1,0 +1,566 @@
+"""Interactive web demo: upload a photo, paint the hole, get it filled by a trained DMFN generator.
+
+Run ``python -m dmfn_lightning.app --checkpoint outputs/demo/generator.pt`` (or the ``dmfn-app`` console script)
+and open http://127.0.0.1:7860. Needs the ``app`` extra: ``pip install 'dmfn_lightning[app]'`` (Gradio).
+
+The page is a thin layer over the library's inpainting API (:mod:`dmfn_lightning.inpainting`): the same
+padding, working resolution and exact compositing as ``python -m dmfn_lightning.inpaint``. The hole is the union
+of what you paint with the brush, an optional uploaded mask image (white = hole) and an optional generated mask
+(centre box, random box or free-form strokes, as in training). Bad input (a file that is not an image, an empty
+mask, an image above the pixel limit) is reported in the page, never as a stack trace.
+
+The work is split so it can be tested without a browser:
+
+* :func:`inpaint_request` - image + editor layers + mask options -> :class:`InpaintResult`; raises
+  :class:`~dmfn_lightning.inpainting.InpaintError` with a message meant for the user. No Gradio.
+* :func:`make_callback` - the function wired to the button: calls :func:`inpaint_request` and turns errors into
+  ``gr.Error`` (a red message in the page) and notes into ``gr.Warning``.
+* :func:`build_app` - the ``gr.Blocks`` page; :func:`main` - the command line.
+
+Nothing is fetched from the internet at run time: Gradio's analytics and version check are switched off and its
+default theme uses the fonts bundled with the package.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from PIL import Image
+
+from dmfn_lightning.errors import DMFNError, exit_on_user_error
+from dmfn_lightning.inpainting import (
+    PRECISIONS,
+    InpaintError,
+    generate_mask,
+    inpaint,
+    load_image,
+    load_mask,
+)
+
+if TYPE_CHECKING:  # pragma: no cover
+    import gradio as gr
+    from torch import nn
+
+__all__ = [
+    "APP_CSS",
+    "CHECKPOINT_HELP",
+    "DEFAULT_MAX_PIXELS",
+    "MASK_CHOICES",
+    "InpaintResult",
+    "available_devices",
+    "brush_hole",
+    "build_app",
+    "build_parser",
+    "check_mask_upload",
+    "find_demo_checkpoint",
+    "import_gradio",
+    "inpaint_request",
+    "main",
+    "make_callback",
+]
+
+DEFAULT_MAX_PIXELS = 16_000_000
+DEMO_OUTPUTS = Path("outputs") / "demo"
+
+CHECKPOINT_HELP = """\
+The web app needs a trained generator (--checkpoint PATH). To get one:
+  * `make demo` trains a small model on the built-in demo images (a few minutes on a CPU) and writes
+    outputs/demo/generator.pt; then run `python -m dmfn_lightning.app --checkpoint outputs/demo/generator.pt`.
+  * or train it yourself: `python -m dmfn_lightning.train +experiment=demo` (the run directory it prints holds
+    generator.pt), or a full experiment such as `+experiment=paris`.
+  * or export a Lightning checkpoint with `python -m dmfn_lightning.export`; the authors' released generator
+    weights and DMFNModule checkpoints (.ckpt) load directly too."""
+
+# Radio label -> generate_mask kind (None = no generated mask).
+MASK_CHOICES: dict[str, str | None] = {
+    "none": None,
+    "centre box": "center",
+    "random box": "random_box",
+    "free-form": "free_form",
+}
+
+_HOLE_TINT = np.array([255, 0, 255], dtype=np.float32)  # the brush colour, also used for the mask preview
+BRUSH_COLOR = "#ff00ff"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the callback, without Gradio
+
+
+@dataclass
+class InpaintResult:
+    """What one press of the button produces."""
+
+    image: Image.Image  # the inpainted RGB image, input size
+    hole: np.ndarray  # bool [H, W], True = filled
+    preview: Image.Image  # the input with the hole tinted
+    seconds: float
+    notes: list[str] = field(default_factory=list)  # non-fatal remarks shown as warnings
+
+    @property
+    def summary(self) -> str:
+        h, w = self.hole.shape
+        return f"Filled {self.hole.mean():.1%} of the {w}x{h} image in {self.seconds:.2f} s."
+
+
+def _editor_parts(editor_value: Any) -> tuple[Any, list[Any]]:
+    """(background, layers) from an ``ImageEditor`` value; a bare image or path counts as a background."""
+    if editor_value is None:
+        return None, []
+    if isinstance(editor_value, dict):
+        return editor_value.get("background"), list(editor_value.get("layers") or [])
+    return editor_value, []
+
+
+def brush_hole(layers: Sequence[Any], size: tuple[int, int]) -> np.ndarray:
+    """The painted pixels of the editor's layers as a bool ``[H, W]`` hole for an image of ``size = (W, H)``.
+
+    On a layer with alpha every stroke counts (alpha > 0), whatever its colour or opacity, antialiased edges
+    included; the eraser clears alpha. A layer without alpha is read like a mask file (white = hole).
+    """
+    width, height = size
+    hole = np.zeros((height, width), dtype=bool)
+    for layer in layers:
+        if layer is None:
+            continue
+        if isinstance(layer, str | os.PathLike):
+            with Image.open(layer) as img:
+                layer = img.copy()
+        if isinstance(layer, Image.Image) and ("A" in layer.getbands() or "transparency" in layer.info):
+            layer = np.asarray(layer.convert("RGBA"))
+        if isinstance(layer, np.ndarray) and layer.ndim == 3 and layer.shape[-1] == 4:
+            layer = layer[..., 3] > 0
+        hole |= load_mask(layer, size, resize=True)
+    return hole
+
+
+def _check_image_file(path: str | os.PathLike, what: str, max_pixels: int | None = None) -> None:
+    """Refuse, with a short message naming only the file, a path that is not an image or is too large.
+
+    Reads the header only, so a huge file is refused before it is decoded.
+    """
+    name = Path(path).name
+    if not Path(path).is_file():
+        raise InpaintError(f"The {what} {name!r} does not exist (anymore); upload it again.")
+    try:
+        with Image.open(path) as img:
+            width, height = img.size
+    except Image.DecompressionBombError as err:
+        raise InpaintError(f"The {what} {name!r} is too large to decode safely: {err}") from err
+    except (OSError, ValueError, SyntaxError) as err:
+        raise InpaintError(
+            f"The {what} {name!r} is not an image this app can read (use PNG, JPEG, WebP, BMP or TIFF): "
+            f"{type(err).__name__}."
+        ) from err
+    if max_pixels and width * height > max_pixels:
+        raise InpaintError(_too_large(width, height, max_pixels))
+
+
+def _too_large(width: int, height: int, max_pixels: int) -> str:
+    return (
+        f"The image is {width}x{height} ({width * height / 1e6:.1f} MP), above this app's limit of "
+        f"{max_pixels / 1e6:.1f} MP for full-resolution inpainting. Set a working size (e.g. 512) under "
+        "'Advanced' to process it at a lower resolution (the known pixels stay untouched at full resolution), "
+        "downscale the image, or restart the app with a larger --max-pixels."
+    )
+
+
+def _mask_file_hole(mask_file: Any, size: tuple[int, int]) -> tuple[np.ndarray, str | None]:
+    """(hole, note): the uploaded mask at the image's size; another size is resized (nearest) with a note."""
+    if isinstance(mask_file, str | os.PathLike):
+        _check_image_file(mask_file, "mask file")
+    try:
+        return load_mask(mask_file, size), None
+    except InpaintError as first:
+        try:
+            hole = load_mask(mask_file, size, resize=True)
+        except InpaintError:
+            raise InpaintError(f"The mask file cannot be used: {first}") from first
+        return hole, f"The mask file was resized (nearest neighbour) to the image's {size[0]}x{size[1]}."
+
+
+def _preview(image: Image.Image, hole: np.ndarray) -> Image.Image:
+    arr = np.asarray(image, dtype=np.float32).copy()
+    arr[hole] = 0.45 * arr[hole] + 0.55 * _HOLE_TINT
+    return Image.fromarray(arr.round().astype(np.uint8), "RGB")
+
+
+def inpaint_request(
+    generator: nn.Module,
+    editor_value: Any,
+    mask_file: str | os.PathLike | Image.Image | np.ndarray | None = None,
+    mask_kind: str | None = None,
+    seed: int = 0,
+    *,
+    device: str = "cpu",
+    precision: str = "fp32",
+    working_size: int | None = None,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+) -> InpaintResult:
+    """Inpaint the image of ``editor_value`` where the user asked; raise :class:`InpaintError` for bad input.
+
+    Args:
+        generator: a loaded :class:`~dmfn_lightning.models.DMFNGenerator`.
+        editor_value: the ``gr.ImageEditor`` value ``{"background", "layers", "composite"}`` (PIL images,
+            arrays or paths), or just an image / path.
+        mask_file: an optional mask image (white = hole); resized (nearest) when its size differs.
+        mask_kind: ``None``/``"none"`` or one of :data:`~dmfn_lightning.inpainting.MASK_KINDS` (or a label of
+            :data:`MASK_CHOICES`): a generated hole added to the others.
+        seed: seed of the generated mask.
+        working_size: longer side of the processing resolution, ``None``/0 = full resolution.
+        max_pixels: refuse full-resolution images above this many pixels (``None`` = no limit); a working size
+            lifts the limit.
+    """
+    background, layers = _editor_parts(editor_value)
+    if background is None:
+        raise InpaintError(
+            "No image: upload a photo (PNG, JPEG, WebP, ...) into the editor first. If you did and the editor "
+            "stayed empty, your browser could not read the file as an image."
+        )
+    working = int(working_size) if working_size else None
+    limit = max_pixels if working is None else None
+    if isinstance(background, str | os.PathLike):
+        _check_image_file(background, "image", limit)
+    image = load_image(background)
+    width, height = image.size
+    if limit and width * height > limit:
+        raise InpaintError(_too_large(width, height, limit))
+
+    notes: list[str] = []
+    hole = brush_hole(layers, image.size)
+    if mask_file is not None:
+        file_hole, note = _mask_file_hole(mask_file, image.size)
+        hole |= file_hole
+        if note:
+            notes.append(note)
+    kind = MASK_CHOICES.get(mask_kind, mask_kind) if mask_kind else None
+    if kind and kind != "none":
+        hole |= generate_mask(kind, width, height, int(seed or 0))
+    if not hole.any():
+        raise InpaintError(
+            "The mask is empty: paint over the region to fill with the brush, upload a mask image "
+            "(white = hole), or pick a generated mask type."
+        )
+    if hole.all():
+        notes.append("The whole image is masked: there is no known context, the result is the model's guess.")
+
+    start = time.perf_counter()
+    try:
+        result = inpaint(generator, image, hole, working_size=working, device=device, precision=precision)
+    except RuntimeError as err:  # e.g. an operator not implemented for fp16 on this device, out of memory
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise InpaintError(
+            f"Inpainting failed on {device} with {precision}: {first}. Try fp32 or another device."
+        ) from err
+    seconds = time.perf_counter() - start
+    return InpaintResult(result, hole, _preview(image, hole), seconds, notes)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Gradio
+
+
+def import_gradio():
+    """Import Gradio with telemetry off, or raise a :class:`DMFNError` saying how to install it."""
+    os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # no analytics, no version check: the app works offline
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    try:
+        import gradio as gr
+    except ImportError as err:
+        raise DMFNError(
+            f"the web app needs Gradio, which is not installed ({err}). Install the app extra: "
+            "pip install 'dmfn_lightning[app]'"
+        ) from err
+    return gr
+
+
+def available_devices() -> list[str]:
+    """Devices offered in the page: ``cpu`` plus every CUDA device (and ``mps`` on Apple silicon)."""
+    import torch
+
+    devices = ["cpu"]
+    if torch.cuda.is_available():
+        count = torch.cuda.device_count()
+        devices += ["cuda"] if count == 1 else [f"cuda:{i}" for i in range(count)]
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        devices.append("mps")
+    return devices
+
+
+def make_callback(
+    generator: nn.Module, *, max_pixels: int | None = DEFAULT_MAX_PIXELS, output_dir: str | os.PathLike | None = None
+) -> Callable[..., tuple[Image.Image, Image.Image, str, str]]:
+    """The button's function: ``(editor, mask_file, mask_kind, seed, device, precision, working_size)`` ->
+    ``(result, hole preview, PNG path, summary)``. User errors become ``gr.Error``, notes ``gr.Warning``."""
+    gr = import_gradio()
+    out_root = Path(output_dir) if output_dir else Path(tempfile.mkdtemp(prefix="dmfn_app_"))
+
+    def run(editor_value, mask_file, mask_kind, seed, device, precision, working_size):
+        try:
+            res = inpaint_request(
+                generator,
+                editor_value,
+                mask_file,
+                mask_kind,
+                int(seed or 0),
+                device=device or "cpu",
+                precision=precision or "fp32",
+                working_size=int(working_size) if working_size else None,
+                max_pixels=max_pixels,
+            )
+        except InpaintError as err:
+            raise gr.Error(str(err), print_exception=False) from None
+        for note in res.notes:
+            gr.Warning(note)
+        out_root.mkdir(parents=True, exist_ok=True)
+        _prune(out_root)
+        png = Path(tempfile.mkdtemp(dir=out_root)) / "inpainted.png"
+        res.image.save(png)
+        summary = f"{res.summary} Device {device}, {precision}, " + (
+            f"working size {int(working_size)}." if working_size else "full resolution."
+        )
+        return res.image, res.preview, str(png), summary
+
+    return run
+
+
+def _prune(root: Path, max_age: float = 3600.0) -> None:
+    """Delete the downloads older than ``max_age`` seconds (Gradio serves its own copy of each)."""
+    now = time.time()
+    for entry in root.iterdir():
+        with contextlib.suppress(OSError):
+            if entry.is_dir() and now - entry.stat().st_mtime > max_age:
+                shutil.rmtree(entry, ignore_errors=True)
+
+
+def check_mask_upload(mask_file: str | None) -> None:
+    """Warn as soon as a mask file that is not an image is uploaded (the button would refuse it anyway)."""
+    gr = import_gradio()
+    if mask_file:
+        try:
+            _check_image_file(mask_file, "mask file")
+        except InpaintError as err:
+            gr.Warning(str(err))
+
+
+# Show small results as large as the box (Gradio keeps images at their natural size otherwise).
+APP_CSS = """
+#result img, #preview img { width: 100%; height: 100%; object-fit: contain; }
+"""
+
+_INTRO = """\
+# DMFN inpainting
+Upload a photo, paint over what should disappear (the magenta brush), then press **Inpaint**.
+You can also upload a mask image (white = hole) or add a generated hole; all of them are combined.
+Known pixels are returned unchanged; only the hole is filled by the generator.
+"""
+
+
+def build_app(
+    generator: nn.Module,
+    *,
+    checkpoint: str | os.PathLike | None = None,
+    device: str = "cpu",
+    precision: str = "fp32",
+    working_size: int | None = None,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    devices: Sequence[str] | None = None,
+) -> gr.Blocks:
+    """The page: editor and mask options on the left, result, hole preview and PNG download on the right."""
+    gr = import_gradio()
+    devices = list(devices or available_devices())
+    if device not in devices:
+        devices.append(device)
+    callback = make_callback(generator, max_pixels=max_pixels)
+    config = getattr(generator, "config", {})
+    model_line = f"Model: `{Path(checkpoint).name if checkpoint else 'generator'}`" + (
+        f" ({config.get('block')} blocks x {config.get('num_blocks')}, {config.get('base_channels')} channels)"
+        if config
+        else ""
+    )
+    limit = f"{max_pixels / 1e6:.0f} MP" if max_pixels else "none"
+
+    with gr.Blocks(title="DMFN inpainting", analytics_enabled=False, delete_cache=(3600, 3600)) as demo:
+        gr.Markdown(_INTRO + f"\n{model_line}. Full-resolution limit: {limit}.")
+        with gr.Row(equal_height=False):
+            with gr.Column():
+                editor = gr.ImageEditor(
+                    label="Image (paint the hole)",
+                    type="pil",
+                    image_mode="RGBA",
+                    sources=("upload", "clipboard"),
+                    brush=gr.Brush(colors=[BRUSH_COLOR], default_color=BRUSH_COLOR, color_mode="fixed"),
+                    layers=False,
+                    transforms=("crop",),
+                    elem_id="editor",
+                )
+                mask_file = gr.File(
+                    label="Mask image (optional, white = hole; resized if its size differs)",
+                    type="filepath",
+                    height=120,
+                    elem_id="mask-file",
+                )
+                with gr.Row():
+                    mask_kind = gr.Radio(
+                        list(MASK_CHOICES),
+                        value=next(iter(MASK_CHOICES)),
+                        label="Generated hole (added to the brush and the mask file)",
+                        scale=3,
+                        elem_id="mask-kind",
+                    )
+                    seed = gr.Number(value=0, precision=0, label="Seed", minimum=0, scale=1, elem_id="seed")
+                with gr.Accordion("Advanced", open=False), gr.Row():
+                    device_box = gr.Dropdown(devices, value=device, label="Device", elem_id="device")
+                    precision_box = gr.Dropdown(
+                        list(PRECISIONS), value=precision, label="Precision", elem_id="precision"
+                    )
+                    working_box = gr.Number(
+                        value=working_size or 0,
+                        precision=0,
+                        minimum=0,
+                        label="Working size (px)",
+                        info="Longer side to process at; 0 = full resolution. The model was trained on 256x256 "
+                        "crops: for large photos 256-512 is faster and usually looks better.",
+                        elem_id="working-size",
+                    )
+                run_button = gr.Button("Inpaint", variant="primary", elem_id="run")
+            with gr.Column():
+                result = gr.Image(
+                    label="Result",
+                    type="pil",
+                    format="png",
+                    interactive=False,
+                    buttons=["download", "fullscreen"],
+                    height=400,
+                    elem_id="result",
+                )
+                status = gr.Markdown(elem_id="status")
+                download = gr.File(label="Download PNG", interactive=False, height=90, elem_id="download")
+                preview = gr.Image(
+                    label="Hole used (tinted)",
+                    type="pil",
+                    format="png",
+                    interactive=False,
+                    buttons=["fullscreen"],
+                    height=240,
+                    elem_id="preview",
+                )
+        mask_file.upload(check_mask_upload, inputs=mask_file, outputs=None)
+        run_button.click(
+            callback,
+            inputs=[editor, mask_file, mask_kind, seed, device_box, precision_box, working_box],
+            outputs=[result, preview, download, status],
+            api_name="inpaint",
+        )
+    return demo
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# command line
+
+
+def find_demo_checkpoint(root: str | os.PathLike = ".") -> Path | None:
+    """The newest ``generator.pt`` under ``<root>/outputs/demo`` (where ``make demo`` writes it), if any."""
+    base = Path(root) / DEMO_OUTPUTS
+    if not base.is_dir():
+        return None
+    found = [p for p in base.rglob("generator.pt") if p.is_file()]
+    return max(found, key=lambda p: p.stat().st_mtime) if found else None
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m dmfn_lightning.app",
+        description="Web demo: upload a photo, paint the hole, get it filled by a DMFN generator (Gradio).",
+        epilog=CHECKPOINT_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--checkpoint",
+        help="generator file (generator.pt from training or dmfn_lightning.export), a DMFNModule .ckpt or the "
+        "authors' released weights; default: the newest outputs/demo/**/generator.pt (from `make demo`)",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, loopback)")
+    parser.add_argument("--port", type=int, default=7860, help="port (default: 7860)")
+    parser.add_argument("--device", default="auto", help="default device in the page: auto, cpu, cuda, cuda:N, mps")
+    parser.add_argument("--precision", default="fp32", choices=list(PRECISIONS), help="default precision")
+    parser.add_argument(
+        "--working-size",
+        type=_positive_int,
+        default=0,
+        help="default working resolution (longer side, px); 0 = full resolution",
+    )
+    parser.add_argument(
+        "--max-pixels",
+        type=_positive_int,
+        default=DEFAULT_MAX_PIXELS,
+        help=f"largest image processed at full resolution (default {DEFAULT_MAX_PIXELS}; 0 = no limit)",
+    )
+    return parser
+
+
+def _load_generator(checkpoint: str | None):
+    from dmfn_lightning.models import CheckpointError, load_generator
+
+    if checkpoint is None:
+        found = find_demo_checkpoint()
+        if found is None:
+            raise DMFNError("no --checkpoint given and no outputs/demo/**/generator.pt here.\n" + CHECKPOINT_HELP)
+        print(f"using {found} (the newest demo generator; pass --checkpoint to choose another)")
+        checkpoint = str(found)
+    path = Path(checkpoint).expanduser()
+    if not path.exists():
+        raise DMFNError(f"checkpoint {str(path)!r} does not exist.\n" + CHECKPOINT_HELP)
+    try:
+        return path, load_generator(path, map_location="cpu")
+    except CheckpointError as err:
+        raise DMFNError(f"{err}\n{CHECKPOINT_HELP}") from err
+
+
+@exit_on_user_error
+def main(argv: Sequence[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    import_gradio()  # fail fast, before loading the model
+    from dmfn_lightning.inpainting import resolve_device
+
+    device = str(resolve_device(args.device))
+    path, generator = _load_generator(args.checkpoint)
+    demo = build_app(
+        generator,
+        checkpoint=path,
+        device=device,
+        precision=args.precision,
+        working_size=args.working_size or None,
+        max_pixels=args.max_pixels or None,
+    )
+    demo.queue(default_concurrency_limit=1).launch(
+        server_name=args.host,
+        server_port=args.port,
+        share=False,
+        ssr_mode=False,
+        css=APP_CSS,
+        show_error=True,
+        inbrowser=False,
+    )
+
+
+if __name__ == "__main__":
+    main()
