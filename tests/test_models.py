@@ -320,6 +320,9 @@ def test_load_errors_are_clear(tmp_path):
     with pytest.raises(CheckpointError) as err:
         load_generator(tmp_path / "other.pt")
     assert re.search(r"(missing|unexpected) keys: blocks\.0\.", str(err.value))
+    (tmp_path / "photo.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(64))
+    with pytest.raises(CheckpointError, match="not a PyTorch checkpoint"):
+        load_generator(tmp_path / "photo.png")
     torch.save({"foo": torch.zeros(1)}, tmp_path / "foreign.pt")
     with pytest.raises(CheckpointError, match="not a DMFN generator"):
         load_generator(tmp_path / "foreign.pt")

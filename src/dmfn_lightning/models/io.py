@@ -61,7 +61,11 @@ def safe_load(path: str | os.PathLike, map_location: str | torch.device = "cpu")
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if "Unsupported global" not in str(exc):  # not a pickle at all (an image, a text file, garbage)
+            raise CheckpointError(
+                f"{path} is not a PyTorch checkpoint (truncated or corrupted, or another kind of file)"
+            ) from exc
+        first = next((ln for ln in str(exc).splitlines() if "Unsupported global" in ln), "").strip()
         raise CheckpointError(
             f"{path} holds Python objects that are unsafe to load (weights_only=True refused: {first}). "
             "Only load files from sources you trust; re-export the generator with `python -m dmfn_lightning.export`."
