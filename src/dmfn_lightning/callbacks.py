@@ -8,6 +8,7 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 from lightning_fabric.utilities.types import _PATH
+from pytorch_lightning.callbacks import RichProgressBar
 from pytorch_lightning.plugins.io import TorchCheckpointIO
 from pytorch_lightning.utilities import rank_zero_info
 from pytorch_lightning.utilities.exceptions import SIGTERMException
@@ -159,3 +160,13 @@ class DDPConsistencyCheck(pl.Callback):
             path.write_text(json.dumps({"rank_digests": digests, "in_sync": in_sync}, indent=1))
         if not in_sync:
             raise RuntimeError(f"DDP replicas diverged: weight digests per rank {digests}")
+
+
+class IterationProgressBar(RichProgressBar):
+    """Rich progress bar whose title counts the paper's iterations (``global_step // 2``) instead of the
+    open-ended epochs of a ``max_steps`` run (Lightning would print "Epoch 9/-2")."""
+
+    def _get_train_description(self, current_epoch: int) -> str:
+        trainer = self.trainer
+        total = trainer.max_steps // 2 if trainer.max_steps and trainer.max_steps > 0 else "?"
+        return f"Epoch {current_epoch} · iteration {trainer.global_step // 2}/{total}"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,8 @@ from dmfn_lightning.validation import validate_train_config
 
 log = logging.getLogger(__name__)
 OPTIMIZER_STEPS_PER_ITERATION = 2  # one generator and one discriminator update
+# ModelCheckpoint warns that manual optimization saves the post-step state: that is what resuming needs.
+warnings.filterwarnings("ignore", message=r"Using ModelCheckpoint with manual optimization", category=UserWarning)
 
 
 def compose_config(overrides: list[str] | None = None, run_dir: str | Path | None = None) -> DictConfig:
