@@ -105,7 +105,11 @@ class DMFNModule(pl.LightningModule):
         opt_d = self._optimizer_d(params=self.discriminator.parameters())
         if self._scheduler is None:
             return [opt_g, opt_d]
-        return [opt_g, opt_d], [self._scheduler(optimizer=opt_g), self._scheduler(optimizer=opt_d)]
+        schedulers = [
+            {"scheduler": self._scheduler(optimizer=opt_g), "name": "lr/generator"},
+            {"scheduler": self._scheduler(optimizer=opt_d), "name": "lr/discriminator"},
+        ]
+        return [opt_g, opt_d], schedulers
 
     # --------------------------------------------------------------- training
     def _prepare(self, batch: Mapping[str, Tensor]) -> tuple[Tensor, Tensor, Tensor]:
