@@ -255,3 +255,31 @@ def test_missing_vgg_weights_stop_with_the_expected_file(tmp_path, fake_data):
     assert proc.returncode != 0
     assert "Traceback" not in proc.stderr
     assert "vgg19-dcbb9e9d.pth" in proc.stderr and "model.vgg.weights=random" in proc.stderr
+
+
+@pytest.mark.slow
+def test_wandb_multirun_jobs_share_a_group_and_are_named_by_overrides(tmp_path):
+    out = tmp_path / "sweep"
+    proc = _cli(
+        [
+            "-m",
+            "+experiment=demo",
+            "+debug=fast",
+            "trainer.max_steps=1",
+            "trainer.limit_val_batches=0",
+            "logger=wandb",
+            f"logger.save_dir={tmp_path / 'wb'}",
+            "loss=paper,no_align",
+            f"hydra.sweep.dir={out}",
+        ],
+        cwd=tmp_path,
+        timeout=600,
+        env={"WANDB_MODE": "offline"},
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    runs = sorted((tmp_path / "wb" / "wandb").glob("offline-run-*"))
+    assert len(runs) == 2  # wandb.finish() between jobs: one run each, not one shared run
+    blobs = [next(run.glob("*.wandb")).read_bytes() for run in runs]
+    group = f"train-{out.name}".encode()
+    assert all(group in blob for blob in blobs)
+    assert any(b"loss=no_align" in blob for blob in blobs) and any(b"loss=paper" in blob for blob in blobs)

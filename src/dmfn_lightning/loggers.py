@@ -43,12 +43,10 @@ def build_wandb_logger(
     log_model: bool = False,
     save_dir: str = "outputs",
     name: str | None = None,
-    image_every_n_steps: int | None = None,
 ) -> WandbLogger:
     """A ``WandbLogger`` that is online when the user is logged in (or ``WANDB_MODE`` says so) and offline
     otherwise, with a printed ``wandb sync`` hint. Multirun jobs share a group named after the sweep and are
-    named by their overridden keys. ``image_every_n_steps`` is recorded in the run config (panels come from
-    :class:`dmfn_lightning.callbacks.ImagePanels`)."""
+    named by their overridden keys. Image panels come from :class:`dmfn_lightning.callbacks.ImagePanels`."""
     mode = os.environ.get("WANDB_MODE")
     if mode is None:
         mode = "online" if _wandb_logged_in() else "offline"
@@ -66,7 +64,6 @@ def build_wandb_logger(
         log_model=log_model,
         save_dir=save_dir,
         mode=mode,
-        config={"image_every_n_steps": image_every_n_steps},
         settings=_settings(),
     )
     if mode in ("offline", "dryrun"):
