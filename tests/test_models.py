@@ -284,10 +284,12 @@ def test_released_block_forward_matches_released_formula():
     )
     x = torch.randn(1, 256, 8, 8)
     norm = nn.InstanceNorm2d(256)
+
     def conv(t, key, d=1):
         return nn.functional.conv2d(
             t, state[f"blocks.0.{key}.weight"], state[f"blocks.0.{key}.bias"], padding=d, dilation=d
         )
+
     out1 = torch.relu(norm(conv(x, "c1")))
     d = [conv(out1, f"d{k}", r) for k, r in zip(range(1, 5), (1, 2, 4, 8))]
     combine = torch.cat([d[0], d[0] + d[1], d[0] + d[1] + d[2], d[0] + d[1] + d[2] + d[3]], 1)
