@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import subprocess
-import sys
 import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from cli import run_module
 from PIL import Image
 
 from dmfn_lightning.evaluate import BUCKETS, by_hole_ratio, compose_config, evaluate, render_table1
@@ -157,15 +156,7 @@ def test_paper_row_and_bucket_edges():
 
 
 def _cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "DMFN_OFFLINE": "1", "HYDRA_FULL_ERROR": "0"}
-    return subprocess.run(
-        [sys.executable, "-m", "dmfn_lightning.evaluate", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env=env,
-        timeout=180,
-    )
+    return run_module("evaluate", args, cwd, timeout=180)
 
 
 def test_cli_subprocess(setup, tmp_path):

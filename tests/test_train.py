@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
+from cli import run_module
 from fakes import fake_dataset_layouts
 
 from dmfn_lightning.train import compose_config, train
@@ -21,15 +21,7 @@ EXPERIMENTS = ["demo", "paris", "places2", "celeba_hq", "ffhq", "table2", "table
 
 
 def _cli(args: list[str], cwd: Path, timeout: int = 300, env: dict | None = None) -> subprocess.CompletedProcess:
-    full_env = {**os.environ, "WANDB_MODE": "disabled", "DMFN_OFFLINE": "1", **(env or {})}
-    return subprocess.run(
-        [sys.executable, "-m", "dmfn_lightning.train", *args],
-        cwd=cwd,
-        env=full_env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    return run_module("train", args, cwd, env, timeout)
 
 
 @pytest.fixture(scope="module")
