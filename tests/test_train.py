@@ -275,3 +275,13 @@ def test_wandb_multirun_jobs_share_a_group_and_are_named_by_overrides(tmp_path):
     group = f"train-{out.name}".encode()
     assert all(group in blob for blob in blobs)
     assert any(b"loss=no_align" in blob for blob in blobs) and any(b"loss=paper" in blob for blob in blobs)
+
+
+def test_slurm_launcher_config_composes_with_ddp():
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+    cfg = compose_config(["hydra/launcher=slurm", "+experiment=table2", "strategy=ddp", "strategy.devices=4"])
+    launcher = cfg.hydra.launcher
+    assert launcher._target_.endswith("SlurmLauncher")
+    assert launcher.tasks_per_node == launcher.gpus_per_node == 4  # one task per GPU
+    assert launcher.signal_delay_s > 0  # SIGTERM/SIGUSR before the limit: checkpoint, then requeue
+    assert cfg.hydra.sweeper.params["model/block"] == "dmfb,rate2,rate8,no_combination,no_ki"
