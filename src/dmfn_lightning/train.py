@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import warnings
 from pathlib import Path
 from typing import Any
@@ -21,11 +22,12 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ModelCheckpoint
+from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from dmfn_lightning.callbacks import AtomicCheckpointIO, CheckpointOnInterrupt
 from dmfn_lightning.config import compose, config_dir
 from dmfn_lightning.errors import ConfigError, exit_on_user_error
-from dmfn_lightning.models.io import export_generator
+from dmfn_lightning.models.io import CheckpointError, export_generator, safe_load, state_mismatch
 from dmfn_lightning.validation import validate_train_config
 
 log = logging.getLogger(__name__)
@@ -48,10 +50,25 @@ def resolve_ckpt_path(ckpt_path: str | None, run_dir: Path) -> str | None:
         return str(last) if last.is_file() else None
     path = Path(ckpt_path).expanduser()
     if not path.is_file():
-        from dmfn_lightning.models.io import CheckpointError
-
         raise CheckpointError(f"ckpt_path={ckpt_path!r} does not exist (use ckpt_path=last or null to start fresh)")
     return str(path)
+
+
+def check_resume_checkpoint(path: str, module) -> None:
+    """Refuse, with the reason, a checkpoint Lightning would choke on deep inside ``fit``: unreadable, unsafe,
+    not a training checkpoint, or trained with another model configuration."""
+    ckpt = safe_load(path)  # weights_only=True; missing/truncated/unsafe files become CheckpointError
+    if not isinstance(ckpt, dict) or "state_dict" not in ckpt or "optimizer_states" not in ckpt:
+        raise CheckpointError(
+            f"{path} is not a DMFN training checkpoint (no state_dict/optimizer_states); to fine-tune from a "
+            "generator file, start fresh (ckpt_path=null)"
+        )
+    mismatch = state_mismatch(module.state_dict(), ckpt["state_dict"])
+    if mismatch:
+        raise CheckpointError(
+            f"{path} was trained with another model configuration than this run ({mismatch}); "
+            "use the same model/block, model.generator.* and model.ema_decay, or ckpt_path=null to start fresh"
+        )
 
 
 def build_callbacks(cfg: DictConfig, run_dir: Path) -> list[pl.Callback]:
@@ -206,9 +223,14 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         print_summary(cfg, module, datamodule, run_dir)
     ckpt_path = resolve_ckpt_path(cfg.ckpt_path, run_dir)
     if ckpt_path:
+        check_resume_checkpoint(ckpt_path, module)
         log.info(f"Resuming from {ckpt_path}")
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+    except SIGTERMException:
+        # CheckpointOnInterrupt has saved last.ckpt; exit as "terminated" so schedulers don't count it as done.
+        log.warning("Stopped by SIGTERM; rerun the same command (ckpt_path=last) to continue.")
+        raise SystemExit(128 + signal.SIGTERM) from None
     finally:
         _finish_wandb(loggers)
 
