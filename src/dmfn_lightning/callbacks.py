@@ -35,9 +35,22 @@ def _last_checkpoint_path(trainer: pl.Trainer) -> Path | None:
 
 
 class CheckpointOnInterrupt(pl.Callback):
-    """Saves ``last.ckpt`` when training stops early: SIGTERM (SLURM preemption, ``kill``), Ctrl+C, or the
-    divergence guard. Lightning raises these between iterations, so the saved state is consistent and a requeued
-    run (``ckpt_path=last``) continues from it."""
+    """Saves ``last.ckpt`` at the end of training and when it stops early: SIGTERM (SLURM preemption,
+    ``kill``), Ctrl+C, or the divergence guard. Lightning raises these between iterations, so the saved state
+    is consistent and a requeued run (``ckpt_path=last``) continues from it."""
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # ModelCheckpoint saves every N iterations only: without this the last max_steps % N iterations would be
+        # missing from last.ckpt (and from a resume).
+        path = _last_checkpoint_path(trainer)
+        if path is None or trainer.sanity_checking:
+            return
+        if (
+            path.is_file()
+            and torch.load(path, map_location="cpu", weights_only=True)["global_step"] == trainer.global_step
+        ):
+            return
+        trainer.save_checkpoint(path)
 
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
         from dmfn_lightning.module import DivergenceError
@@ -157,6 +170,7 @@ class DDPConsistencyCheck(pl.Callback):
         in_sync = len(set(digests)) == 1
         if trainer.is_global_zero:
             path = Path(trainer.default_root_dir) / self.filename
+            path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps({"rank_digests": digests, "in_sync": in_sync}, indent=1))
         if not in_sync:
             raise RuntimeError(f"DDP replicas diverged: weight digests per rank {digests}")

@@ -206,6 +206,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     """Run one training job from a composed config; returns the final metrics and output paths."""
     validate_train_config(cfg)
     run_dir = Path(HydraConfig.get().runtime.output_dir) if HydraConfig.initialized() else Path.cwd()
+    run_dir.mkdir(parents=True, exist_ok=True)
     pl.seed_everything(cfg.seed, workers=True)
     if cfg.trainer.get("deterministic"):
         torch.use_deterministic_algorithms(True, warn_only=True)
