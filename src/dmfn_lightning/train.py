@@ -207,6 +207,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     validate_train_config(cfg)
     run_dir = Path(HydraConfig.get().runtime.output_dir) if HydraConfig.initialized() else Path.cwd()
     run_dir.mkdir(parents=True, exist_ok=True)
+    ckpt_path = resolve_ckpt_path(cfg.ckpt_path, run_dir)  # a missing file must stop us before any work
     pl.seed_everything(cfg.seed, workers=True)
     if cfg.trainer.get("deterministic"):
         torch.use_deterministic_algorithms(True, warn_only=True)
@@ -222,7 +223,6 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     trainer = build_trainer(cfg, run_dir, callbacks, loggers)
     if trainer.is_global_zero:
         print_summary(cfg, module, datamodule, run_dir)
-    ckpt_path = resolve_ckpt_path(cfg.ckpt_path, run_dir)
     if ckpt_path:
         check_resume_checkpoint(ckpt_path, module)
         log.info(f"Resuming from {ckpt_path}")
