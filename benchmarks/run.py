@@ -147,6 +147,7 @@ def plain_step(module, batch: dict[str, torch.Tensor], opt_g, opt_d, autocast_dt
             fake_feats,
             [f.detach() for f in real_feats],
         )
+    del target_feats
     opt_g.zero_grad(set_to_none=True)
     g_total.backward()
     opt_g.step()

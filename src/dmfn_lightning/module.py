@@ -160,6 +160,8 @@ class DMFNModule(pl.LightningModule):
             fake_dis_feats,
             [f.detach() for f in real_dis_feats],
         )
+        # The ground-truth features are not part of the backward graph: freeing them first lowers the peak.
+        del target_feats, output_feats
         g_finite = self._step_optimizer(opt_g, g_total)
         self.untoggle_optimizer(opt_g)
 
