@@ -64,6 +64,13 @@ class CheckpointOnInterrupt(pl.Callback):
         rank_zero_info(f"{type(exception).__name__}: saved {path} at iteration {trainer.global_step // 2}")
 
 
+def panel_rows(image: torch.Tensor, mask: torch.Tensor, output: torch.Tensor) -> torch.Tensor:
+    """``[3N, 3, H, W]`` in [0, 1]: for each sample, masked input (holes white) | output | ground truth."""
+    masked = image * (1 - mask) + mask
+    rows = torch.stack([masked, output, image], dim=1).flatten(0, 1)
+    return (rows.clamp(-1, 1) + 1) / 2
+
+
 class ImagePanels(pl.Callback):
     """Every ``every_n_steps`` iterations (and at the end of training), inpaint the first ``num_samples``
     validation images (fixed samples, fixed holes) and save ``masked input | output | ground truth`` rows as
@@ -107,9 +114,7 @@ class ImagePanels(pl.Callback):
         output = pl_module.inpaint_batch(batch).float().cpu()
         pl_module.train(was_training)
         image, mask = samples["image"], samples["mask"]
-        masked = image * (1 - mask) + mask  # holes shown white
-        rows = torch.stack([masked, output, image], dim=1).flatten(0, 1)
-        grid = make_grid((rows.clamp(-1, 1) + 1) / 2, nrow=3, padding=2)
+        grid = make_grid(panel_rows(image, mask, output), nrow=3, padding=2)
         iteration = trainer.global_step // 2
         out_dir = Path(trainer.default_root_dir) / "images"
         out_dir.mkdir(parents=True, exist_ok=True)

@@ -251,11 +251,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         (run_dir / "results.json").write_text(json.dumps(summary, indent=1, default=str))
     if trainer.is_global_zero and cfg.export_generator:
         path = export_generator(
-            module.eval_generator if hasattr(module, "eval_generator") else module.generator,
+            module.eval_generator,
             run_dir / "generator.pt",
             metadata={"iteration": result["iteration"], "vgg_weights": module.vgg.weights_used},
         )
-        # export_generator keeps the generator config; the block name is what inference needs.
         result["generator"] = str(path)
         log.info(f"Exported the generator to {path}")
     if trainer.is_global_zero and cfg.inpaint_val_images:
@@ -268,16 +267,16 @@ def inpaint_validation_images(module, datamodule, out_dir: Path) -> Path:
     """Write ``masked | output | ground truth`` PNGs for every validation image (the demo's last stage)."""
     from torchvision.utils import save_image
 
+    from dmfn_lightning.callbacks import panel_rows
+
     out_dir.mkdir(parents=True, exist_ok=True)
     module.eval()
     for batch in datamodule.val_dataloader():
         batch = {k: v.to(module.device) if torch.is_tensor(v) else v for k, v in batch.items()}
         output = module.inpaint_batch(batch).float()
-        image, mask = batch["image"], batch["mask"]
-        for i in range(image.shape[0]):
-            row = torch.stack([image[i] * (1 - mask[i]) + mask[i], output[i], image[i]])
-            index = int(batch["index"][i])
-            save_image((row.clamp(-1, 1) + 1) / 2, out_dir / f"val_{index:03d}.png", nrow=3, padding=2)
+        rows = panel_rows(batch["image"], batch["mask"], output).unflatten(0, (-1, 3))
+        for index, row in zip(batch["index"].tolist(), rows):
+            save_image(row, out_dir / f"val_{index:03d}.png", nrow=3, padding=2)
     return out_dir
 
 
