@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from dmfn_lightning.data.datasets import resolve_list_path
+
 
 def fake_dataset_layouts(data: Path, size: int = 20) -> Path:
     """Create ``paris``, ``places2``, ``celeba_hq``, ``ffhq`` and ``folder`` under ``data`` (as in conf/data/)."""
@@ -29,8 +31,9 @@ def fake_dataset_layouts(data: Path, size: int = 20) -> Path:
     for i in range(1, 102):
         link(data / "places2" / "val_256" / f"Places365_val_{i:08d}.jpg")
     for i in range(4, 7):
-        link(data / "celeba_hq" / "train" / "female" / f"{i:06d}.jpg")
-    link(data / "celeba_hq" / "val" / "male" / "000001.jpg")
+        link(data / "celeba_hq" / "celeba_hq_train" / f"img{i:08d}.png")
+    for name in resolve_list_path("pkg:celeba_hq_test.txt").read_text().split():  # the authors' 2,000 test files
+        link(data / "celeba_hq" / name)
     for n in [*range(3), *range(60000, 70000), 70000]:
         link(data / "ffhq" / "images1024x1024" / f"{n // 1000 * 1000:05d}" / f"{n:05d}.png")
     for name in ("x.webp", "y.png", "z.JPEG"):

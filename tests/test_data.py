@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import warnings
@@ -220,6 +221,40 @@ def test_centre_and_random_square_crops_bicubic_resize_and_range(tmp_path):
     ref = Image.fromarray(arr).crop((32, 0, 64, 32)).resize((16, 16), Image.BICUBIC)
     ref = torch.from_numpy(np.asarray(ref).copy()).permute(2, 0, 1).float() / 127.5 - 1
     assert torch.equal(small, ref)
+
+
+def test_released_crop_is_the_authors_non_square_box_stretched_by_the_resize(tmp_path):
+    # 60 wide x 40 high, pixel value = column index: the released box (ix, 0, 40, 40) keeps columns ix .. 39
+    arr = np.zeros((40, 60, 3), np.uint8)
+    arr[..., 0] = np.arange(60)[None, :]
+    path = _save(tmp_path / "wide.png", arr)
+    ds = ImageDataset([path], image_size=16, crop="released", train=True)
+    lefts = set()
+    for seed in range(40):
+        left = int(np.random.default_rng(seed).integers(0, 20, endpoint=True))  # the same draw as crop="random"
+        assert ds.crop_box(60, 40, np.random.default_rng(seed)) == (left, 0, 40, 40)
+        lefts.add(left)
+        ref = Image.fromarray(arr).crop((left, 0, 40, 40)).resize((16, 16), Image.BICUBIC)
+        ref = torch.from_numpy(np.asarray(ref).copy()).permute(2, 0, 1).float() / 127.5 - 1
+        assert torch.equal(ds.load_image(0, np.random.default_rng(seed)), ref)
+    assert len(lefts) > 5 and max(lefts) > 0
+    # the square crop of the same draw differs: it keeps 40 columns from ix on
+    square = ImageDataset([path], image_size=16, crop="random", train=True)
+    assert square.crop_box(60, 40, np.random.default_rng(1)) != ds.crop_box(60, 40, np.random.default_rng(1))
+    # square images are not cropped, as in the released loader
+    assert ds.crop_box(40, 40, np.random.default_rng(0)) == (0, 0, 40, 40)
+    # a box PIL would refuse (ix >= side, images more than twice as wide as tall) is a DataError naming the file
+    wide = _save(tmp_path / "panorama.png", size=(100, 20))
+    bad = ImageDataset([wide], image_size=16, crop="released", train=True)
+    rng = next(
+        np.random.default_rng(s) for s in range(100) if np.random.default_rng(s).integers(0, 80, endpoint=True) >= 20
+    )
+    with pytest.raises(
+        DataError, match=r"panorama\.png: crop=released: the authors' box .* is empty for a 100x20 image"
+    ):
+        bad.load_image(0, rng)
+    with pytest.raises(DataError, match="crop must be one of"):
+        ImageDataset([path], crop="square")
 
 
 def test_image_smaller_than_the_crop_is_a_clear_error(tmp_path):
@@ -569,7 +604,7 @@ def test_dataset_yamls_find_their_layouts_under_DMFN_DATA(tmp_path, monkeypatch)
     expect = {  # split -> number of files
         "paris": {"train": 3, "val": 100, "test": 100},
         "places2": {"train": 3, "val": 100, "test": 100},
-        "celeba_hq": {"train": 3, "val": 1},
+        "celeba_hq": {"train": 3, "val": 500, "test": 2000},
         "ffhq": {"train": 3, "val": 500, "test": 10000},
         "folder": {"train": 3, "val": 1, "test": 1},
     }
@@ -581,12 +616,24 @@ def test_dataset_yamls_find_their_layouts_under_DMFN_DATA(tmp_path, monkeypatch)
         for split, count in splits.items():
             assert len(dm.build_dataset(split).paths) == count, (name, split)
         assert dm.crop == ("center" if name in ("celeba_hq", "ffhq") else "random")
+    released = instantiate(_compose(tmp_path, "paris", ["data.crop=released", "data.check_headers=none"]).data)
+    assert released.crop == "released" and released.build_dataset("train").crop == "released"
+    assert released.build_dataset("val").crop == "center"  # evaluation stays centred
+    with pytest.raises(Exception, match="crop must be one of random, center, released, got 'square'"):
+        instantiate(_compose(tmp_path, "paris", ["data.crop=square"]).data)  # Hydra wraps the DataError
     ffhq = instantiate(_compose(tmp_path, "ffhq", ["data.check_headers=none"]).data)
     test_names = [p.stem for p in ffhq.build_dataset("test").paths]
     assert test_names[0] == "60000" and test_names[-1] == "69999"
-    # the protocol counts are enforced: CelebA-HQ's test split must have 2,000 images
-    with pytest.raises(DataError, match=r"data.test: .*found 1 images but this split must have exactly 2000"):
+    # CelebA-HQ's test split is the authors' list of 2,000 files, in their order; a missing one is named
+    celeba = instantiate(_compose(tmp_path, "celeba_hq", ["data.check_headers=none"]).data)
+    test_names = [p.name for p in celeba.build_dataset("test").paths]
+    assert test_names[:2] == ["img00000003.png", "img00000014.png"] and test_names[-1] == "img00029977.png"
+    os.remove(data / "celeba_hq" / "celeba_hq_val" / "img00009175.png")
+    with pytest.raises(DataError, match=r"data.test: .*1 of 2000 listed files do not exist.*img00009175\.png"):
         instantiate(_compose(tmp_path, "celeba_hq").data).build_dataset("test")
+    # the protocol counts are enforced: Places2's test split must have 100 images
+    with pytest.raises(DataError, match=r"data.test: .*found 100 images but this split must have exactly 99"):
+        instantiate(_compose(tmp_path, "places2", ["data.val.expected_count=99"]).data).build_dataset("test")
     # a missing Paris test image is named
     os.remove(data / "paris" / "paris_eval_gt" / "042_im.png")
     with pytest.raises(DataError, match=r"042_im\.png"):
@@ -596,6 +643,32 @@ def test_dataset_yamls_find_their_layouts_under_DMFN_DATA(tmp_path, monkeypatch)
     paris = instantiate(_compose(tmp_path, "paris", ["data.image_size=32", "data.num_workers=0"]).data)
     paris.setup("validate")
     assert next(iter(paris.val_dataloader()))["image"].shape == (16, 3, 32, 32)
+
+
+def test_packaged_celeba_hq_and_places2_test_lists():
+    import hashlib
+
+    from dmfn_lightning.data.datasets import resolve_list_path
+
+    # the DMFN authors' CelebA-HQ test list (datasets/celeba-hq/list_val.txt), their folder kept, their order
+    path = resolve_list_path("pkg:celeba_hq_test.txt")
+    lines = path.read_text().splitlines()
+    assert len(lines) == len(set(lines)) == 2000
+    assert all(re.fullmatch(r"celeba_hq_val/img\d{8}\.png", line) for line in lines)
+    numbers = [int(line[-12:-4]) for line in lines]
+    assert numbers == sorted(numbers) and numbers[0] >= 0 and numbers[-1] < 30000
+    assert lines[:3] == [
+        "celeba_hq_val/img00000003.png",
+        "celeba_hq_val/img00000014.png",
+        "celeba_hq_val/img00000063.png",
+    ]
+    assert lines[-1] == "celeba_hq_val/img00029977.png"
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == (
+        "0fe240fad16c44222378563000b522e8b7152958fa26b84b92818161923991e4"
+    )
+    # Places2: the paper names no test images; ours are the first 100 of Places365's validation set
+    places = resolve_list_path("pkg:places2_test.txt").read_text().splitlines()
+    assert places == [f"val_256/Places365_val_{i:08d}.jpg" for i in range(1, 101)]
 
 
 def test_packaged_paris_list_has_the_100_test_names():

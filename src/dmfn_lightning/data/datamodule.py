@@ -11,7 +11,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader
 
-from dmfn_lightning.data.datasets import DataError, ImageDataset, ImageSource, collate_samples
+from dmfn_lightning.data.datasets import CROPS, DataError, ImageDataset, ImageSource, collate_samples
 from dmfn_lightning.data.masks import CenterMask, MaskGenerator, RandomBoxMask
 
 __all__ = ["DMFNDataModule"]
@@ -45,8 +45,9 @@ class DMFNDataModule(pl.LightningDataModule):
             ``num_workers > 0``): DataLoader settings.
         train_mask: hole generator for training (``${mask}`` in the data yamls; default the released random box).
         eval_mask: hole generator for val/test (default the exact centred half-size box of Table 1).
-        crop: training crop, ``"random"`` (released default) or ``"center"`` (faces); evaluation is centred
-            unless a split says otherwise.
+        crop: training crop, ``"random"`` (square, random position) or ``"center"`` (faces), or ``"released"``
+            (the authors' Paris loader, which stretches a non-square region; see ``ImageDataset.crop_box``);
+            evaluation is centred unless a split says otherwise.
         scale, hflip: training crop scale range and horizontal-flip probability (released: ``(1, 1)`` and 0).
         allow_upscale: accept images smaller than ``image_size`` (upsampled); default: a clear error.
         on_bad_image: ``"skip"`` or ``"raise"`` for every split; ``None`` = skip in training, raise in evaluation.
@@ -85,8 +86,8 @@ class DMFNDataModule(pl.LightningDataModule):
             raise DataError(f"check_headers must be 'eval', 'all' or 'none', got {check_headers!r}")
         if on_bad_image not in (None, "skip", "raise"):
             raise DataError(f"on_bad_image must be 'skip', 'raise' or null, got {on_bad_image!r}")
-        if crop not in ("random", "center"):
-            raise DataError(f"crop must be 'random' or 'center', got {crop!r}")
+        if crop not in CROPS:
+            raise DataError(f"crop must be one of {', '.join(CROPS)}, got {crop!r}")
         if int(batch_size) < 1:
             raise DataError(f"batch_size must be at least 1, got {batch_size}")
         self.sources: dict[str, ImageSource | None] = {

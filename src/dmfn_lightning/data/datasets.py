@@ -37,6 +37,7 @@ from dmfn_lightning.data.masks import CenterMask, MaskGenerator
 from dmfn_lightning.errors import DMFNError
 
 __all__ = [
+    "CROPS",
     "IMAGE_EXTENSIONS",
     "DataError",
     "ImageDataset",
@@ -326,7 +327,9 @@ def collate_samples(samples: Sequence[dict | None]) -> dict[str, Any]:
     }
 
 
-_CROPS = ("random", "center")
+# random / center: square crops (ours; the paper's preprocessing). released: the authors' Paris/Places2 loader, whose
+# PIL call crop((ix, iy, side, side)) reads the last two numbers as right/lower, not as a size (see crop_box).
+CROPS = ("random", "center", "released")
 _POLICIES = ("skip", "raise")
 
 
@@ -339,7 +342,8 @@ class ImageDataset(Dataset):
         mask: the hole generator (default: the centred half-size box).
         train: training samples draw crops and masks from a per-worker stream; evaluation samples from a
             generator seeded by ``(seed, index)`` (a pure function of the index).
-        crop: ``"random"`` square crop position or ``"center"``.
+        crop: ``"random"`` square crop position, ``"center"``, or ``"released"`` (the authors' loader: a random
+            position and their ``img.crop((ix, iy, side, side))`` call, see :meth:`crop_box`).
         scale: the crop side is ``U(scale) * min(H, W)`` (never below ``image_size`` unless ``allow_upscale``);
             ``(1, 1)`` is the released behaviour (the largest square).
         hflip: probability of a horizontal flip.
@@ -374,8 +378,8 @@ class ImageDataset(Dataset):
         self.image_size = int(image_size)
         self.mask = mask if mask is not None else CenterMask()
         self.train = bool(train)
-        if crop not in _CROPS:
-            raise DataError(f"crop must be one of {_CROPS}, got {crop!r}")
+        if crop not in CROPS:
+            raise DataError(f"crop must be one of {CROPS}, got {crop!r}")
         if on_bad_image not in _POLICIES:
             raise DataError(f"on_bad_image must be one of {_POLICIES}, got {on_bad_image!r}")
         lo, hi = (float(v) for v in scale)
@@ -465,18 +469,33 @@ class ImageDataset(Dataset):
     # -- loading -------------------------------------------------------------------------------------------------
 
     def crop_box(self, width: int, height: int, rng: np.random.Generator, crop: str | None = None) -> tuple:
-        """(left, top, right, bottom) of the square crop."""
+        """(left, top, right, bottom) of the crop: a square of side ``min(H, W)`` (times the drawn scale).
+
+        ``crop="released"`` reproduces the authors' loader: the square's corner ``(ix, iy)`` is drawn like
+        ``"random"``, but the box is ``(ix, iy, side, side)``: PIL reads the last two numbers as right and lower
+        edges, so the crop is ``(side - ix) x (side - iy)`` (on a 936 x 537 Paris image ``iy = 0`` and
+        138 .. 537 px wide), and the resize then stretches it to a square. Square images are not cropped, as there.
+        """
         short = min(width, height)
         lo, hi = self.scale
         side = short
         if hi < 1 or lo < 1:
             side = round(short * rng.uniform(lo, hi))
             side = min(short, max(side, min(self.image_size, short), 1))
-        if (crop or self.crop) == "center":
+        mode = crop or self.crop
+        if mode == "center":
             left, top = (width - side) // 2, (height - side) // 2
         else:
             left = int(rng.integers(0, width - side, endpoint=True))
             top = int(rng.integers(0, height - side, endpoint=True))
+        if mode == "released":
+            if left >= side or top >= side:
+                # Only for images more than twice as wide (or tall) as their short side; PIL refuses such a box.
+                raise DataError(
+                    f"crop=released: the authors' box ({left}, {top}, {side}, {side}) is empty for a "
+                    f"{width}x{height} image"
+                )
+            return left, top, side, side
         return left, top, left + side, top + side
 
     def load_image(self, file_index: int, rng: np.random.Generator) -> torch.Tensor:
@@ -484,7 +503,10 @@ class ImageDataset(Dataset):
         path = self.paths[file_index]
         img = load_rgb(path)
         self._check_size(path, *img.size)
-        box = self.crop_box(img.width, img.height, rng)
+        try:
+            box = self.crop_box(img.width, img.height, rng)
+        except DataError as err:
+            raise DataError(f"{path}: {err}") from err
         size = (self.image_size, self.image_size)
         # crop, then resize (as released; resizing with box= would let pixels outside the crop into the filter)
         img = img.crop(box).resize(size, Image.BICUBIC)
