@@ -1,73 +1,199 @@
-"""Tabulate a sweep's runs (Table 2 or Table 3 of the paper) as Markdown, with the paper's numbers beside ours.
+"""Tabulate runs of the paper's Tables 1, 2 or 3 as Markdown: every column the paper prints, beside ours.
 
-    python experiments/collect.py outputs/table2_multirun/<timestamp> --table 2 [--output table2.md]
+    python experiments/collect.py outputs/table2_multirun/<timestamp> [--table 2] [--output table2.md]
 
-Each job directory holds the ``results.json`` that ``dmfn_lightning.train`` writes at the end of a run. The
-metrics are the validation metrics of the run's last validation (PSNR/SSIM on [0, 255], LPIPS when its weights
-were available); for the Table 1 protocol run ``python -m dmfn_lightning.evaluate`` on each checkpoint.
+Each run directory holds the ``results.json`` that ``dmfn_lightning.train`` writes at the end of a run (found
+recursively, so a Table 1 directory may hold one run per dataset). The metrics are the validation metrics of the
+run's last validation (PSNR/SSIM on [0, 255], LPIPS when its weights were available); for the Table 1 protocol run
+``python -m dmfn_lightning.evaluate`` on each checkpoint. Without ``--table`` the table is inferred from the
+sweep: runs that differ by ``model/block`` are Table 2, by ``loss`` Table 3, otherwise Table 1.
+
+The paper prints its ablations with the variants as columns; here every such paper column is one row, in the
+paper's order, with our run beside it ("-" where we have none). Runs of variants the paper does not have (e.g.
+``model/block=released``) follow with "-" on the paper side.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
-# DESIGN.md section 8 gives the paper's numbers for the full model only (LPIPS, PSNR, SSIM); other rows of the
-# paper's Tables 2 and 3 are not in the material this project was built from, so they print as "-".
-PAPER = {
-    "3": {"paper": (0.0530, 25.83, 0.8892)},
-    "2": {"dmfb": (0.0530, 25.83, 0.8892)},
+
+@dataclass(frozen=True)
+class PaperColumn:
+    """One column of a table of the paper: its label there, LPIPS / PSNR (dB) / SSIM, and (Table 2) parameters."""
+
+    label: str
+    lpips: float
+    psnr: float
+    ssim: float
+    params: int | None = None
+
+
+@dataclass(frozen=True)
+class PaperTable:
+    title: str
+    dataset: str  # the dataset the paper's numbers are on
+    key: str  # the run attribute matched against the column names: dataset, block or loss
+    columns: dict[str, PaperColumn]  # our config name -> the paper's column, in the paper's order
+
+
+# Hui et al., "Image Fine-grained Inpainting" (arXiv:2002.02609): every number of Tables 1-3 as printed
+# (tests/test_collect.py pins them). Table 2's DMFB column equals Table 1's Paris row. Table 2 lists 803,392
+# parameters per block for rate=2 and rate=8, although changing dilation rates does not change a block's parameter
+# count; the structure behind that number is not described, so our rate2/rate8 are the DMFB with equal rates
+# (471,808 parameters): an open question, not a reproduction.
+PAPER: dict[str, PaperTable] = {
+    "1": PaperTable(
+        "Table 1: centre 128x128 hole on 256x256 images",
+        "one row per dataset",
+        "dataset",
+        {
+            "paris": PaperColumn("Paris StreetView", 0.1018, 25.00, 0.8563),
+            "places2": PaperColumn("Places2", 0.1361, 21.53, 0.8079),
+            "celeba_hq": PaperColumn("CelebA-HQ", 0.0460, 26.50, 0.8932),
+            "ffhq": PaperColumn("FFHQ", 0.0457, 26.49, 0.8985),
+        },
+    ),
+    "2": PaperTable(
+        "Table 2: block structure",
+        "Paris StreetView",
+        "block",
+        {
+            "rate2": PaperColumn("rate=2", 0.1059, 24.93, 0.8530, 803_392),
+            "rate8": PaperColumn("rate=8", 0.1067, 24.91, 0.8549, 803_392),
+            "no_combination": PaperColumn("w/o combination", 0.1083, 24.24, 0.8505, 361_024),
+            "no_ki": PaperColumn("w/o K_i", 0.1026, 24.93, 0.8561, 361_024),
+            "dmfb": PaperColumn("DMFB", 0.1018, 25.00, 0.8563, 471_808),
+        },
+    ),
+    "3": PaperTable(
+        "Table 3: loss functions",
+        "not named by the paper; CelebA-HQ inferred from the numbers (LPIPS ~0.053 vs ~0.10 on Paris)",
+        "loss_name",
+        {
+            "no_self_guided": PaperColumn("w/o self-guided", 0.0537, 25.73, 0.8892),
+            "no_align": PaperColumn("w/o align", 0.0534, 25.63, 0.8884),
+            "no_dis_fm": PaperColumn("w/o dis_fm", 0.0542, 25.65, 0.8870),
+            "paper": PaperColumn("with all", 0.0530, 25.83, 0.8892),
+        },
+    ),
 }
-ROW_KEY = {"2": "block", "3": "loss_name"}
+DATASETS = tuple(PAPER["1"].columns)
+# The dataset each sweep recipe trains on when the command line does not override `data=`.
+RECIPE_DATASET = {"table2": "paris", "table3": "celeba_hq"}
 
 
-def _loss_name(result: dict) -> str:
+def _override(result: dict, name: str) -> str | None:
+    """The value of ``name=...`` (or ``+name=...``) among the run's command-line overrides, if any."""
     for override in result.get("overrides", []):
-        if override.startswith("loss="):
-            return override.split("=", 1)[1]
-    return "paper"
+        key, _, value = override.lstrip("+~").partition("=")
+        if key == name:
+            return value
+    return None
+
+
+def run_dataset(result: dict) -> str | None:
+    """The dataset a run trained on: ``data=...``, else the one its ``+experiment=...`` recipe uses."""
+    data = _override(result, "data")
+    if data:
+        return data
+    experiment = _override(result, "experiment") or ""
+    name = experiment.removeprefix("released_")
+    if name in DATASETS:
+        return name
+    return RECIPE_DATASET.get(experiment)
 
 
 def load_runs(sweep_dir: Path) -> list[dict]:
     runs = []
-    for path in sorted(sweep_dir.glob("*/results.json")):
+    for path in sorted(sweep_dir.rglob("results.json")):
         result = json.loads(path.read_text())
-        result["loss_name"] = _loss_name(result)
-        result["job"] = path.parent.name
+        result["loss_name"] = _override(result, "loss") or "paper"
+        result["dataset"] = run_dataset(result)
+        result.setdefault("block", _override(result, "model/block") or "dmfb")
+        result["job"] = str(path.parent.relative_to(sweep_dir))
         runs.append(result)
     if not runs:
-        raise SystemExit(f"no */results.json under {sweep_dir}: is it a finished `-m` sweep directory?")
+        raise SystemExit(f"no results.json under {sweep_dir}: is it a finished run or `-m` sweep directory?")
     return runs
+
+
+def infer_table(runs: list[dict]) -> str:
+    """Which of the paper's tables a set of runs belongs to (see the module docstring)."""
+    experiments = {_override(run, "experiment") for run in runs}
+    if "table2" in experiments or any(_override(run, "model/block") for run in runs):
+        return "2"
+    if "table3" in experiments or any(_override(run, "loss") for run in runs):
+        return "3"
+    return "1"
+
+
+def block_params(name: str) -> int | None:
+    """Parameters of one of our blocks (Table 2 compares parameters per block), None for an unknown name."""
+    try:
+        from dmfn_lightning.models.blocks import build_block
+    except ImportError:  # the collector also works without the package installed, minus this column
+        return None
+    try:
+        return sum(p.numel() for p in build_block(name).parameters())
+    except ValueError:
+        return None
 
 
 def _fmt(value, digits: int) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
+def _count(value: int | None) -> str:
+    return "-" if value is None else f"{value:,}"
+
+
 def markdown_table(runs: list[dict], table: str) -> str:
-    key = ROW_KEY[table]
-    columns = [key, "iterations", "LPIPS (ours)", "PSNR (ours)", "SSIM (ours)"]
-    columns += ["LPIPS (paper)", "PSNR (paper)", "SSIM (paper)"]
-    header = "| " + " | ".join(columns) + " |"
-    lines = [header, "|" + "---|" * 8]
-    for run in runs:
-        m = run.get("metrics", {})
-        paper = PAPER[table].get(run[key], (None, None, None))
-        lines.append(
-            f"| {run[key]} | {run.get('iteration')} | {_fmt(m.get('val/lpips'), 4)} | {_fmt(m.get('val/psnr'), 2)} "
-            f"| {_fmt(m.get('val/ssim'), 4)} | {_fmt(paper[0], 4)} | {_fmt(paper[1], 2)} | {_fmt(paper[2], 4)} |"
-        )
+    spec = PAPER[table]
+    key = spec.key
+    ours_on = sorted({str(run["dataset"]) for run in runs if run.get("dataset")}) or ["unknown"]
+    lines = [f"## {spec.title}", "", f"Paper: {spec.dataset}. Ours: {', '.join(ours_on)}.", ""]
+    columns = [key.removesuffix("_name"), "paper column", "iterations"]
+    columns += ["LPIPS (ours)", "LPIPS (paper)", "PSNR (ours)", "PSNR (paper)", "SSIM (ours)", "SSIM (paper)"]
+    if table == "2":
+        columns += ["params/block (ours)", "params/block (paper)"]
+    lines += ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+
+    def row(name: str, paper: PaperColumn | None, run: dict | None) -> str:
+        m = (run or {}).get("metrics", {})
+        cells = [
+            name,
+            paper.label if paper else "-",
+            str(run.get("iteration")) if run else "-",
+            _fmt(m.get("val/lpips"), 4),
+            _fmt(paper.lpips if paper else None, 4),
+            _fmt(m.get("val/psnr"), 2),
+            _fmt(paper.psnr if paper else None, 2),
+            _fmt(m.get("val/ssim"), 4),
+            _fmt(paper.ssim if paper else None, 4),
+        ]
+        if table == "2":
+            cells += [_count(block_params(name)), _count(paper.params if paper else None)]
+        return "| " + " | ".join(cells) + " |"
+
+    for name, paper in spec.columns.items():
+        matched = [run for run in runs if run.get(key) == name]
+        lines += [row(name, paper, run) for run in matched] or [row(name, paper, None)]
+    lines += [row(str(run.get(key)), None, run) for run in runs if run.get(key) not in spec.columns]
     return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> str:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("sweep_dir", type=Path)
-    parser.add_argument("--table", choices=sorted(ROW_KEY), required=True)
+    parser.add_argument("--table", choices=sorted(PAPER), help="default: inferred from the runs' overrides")
     parser.add_argument("--output", type=Path, help="also write the table to this file")
     args = parser.parse_args(argv)
-    text = markdown_table(load_runs(args.sweep_dir), args.table)
+    runs = load_runs(args.sweep_dir)
+    text = markdown_table(runs, args.table or infer_table(runs))
     print(text)
     if args.output:
         args.output.write_text(text)
