@@ -228,6 +228,29 @@ def test_vgg_loads_from_cache_and_path(empty_torch_home, tmp_path):
         VGG19Features(str(tmp_path / "nope.pth"))
 
 
+def test_vgg_released_normalisation_is_the_imagenet_input_shifted_by_mean_over_two_std():
+    with pytest.warns(UserWarning, match="RANDOM"):
+        imagenet = VGG19Features("random")
+        released = VGG19Features("random", normalization="released")
+    released.load_state_dict(imagenet.state_dict())
+    x = torch.rand(2, 3, 32, 32, dtype=torch.float64) * 2 - 1
+    imagenet, released = imagenet.double(), released.double()
+    mean = torch.tensor([0.485, 0.456, 0.406], dtype=torch.float64).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225], dtype=torch.float64).view(1, 3, 1, 1)
+    # imagenet: ((x + 1) / 2 - mean) / std; released (the authors' code): (x - (mean - 1)) / (2 std)
+    torch.testing.assert_close(imagenet.normalize(x), ((x + 1) / 2 - mean) / std)
+    torch.testing.assert_close(released.normalize(x), (x - (mean - 1)) / (2 * std))
+    shift = released.normalize(x) - imagenet.normalize(x)
+    expected = torch.tensor([1.0589519650655022, 1.0178571428571428, 0.9022222222222221], dtype=torch.float64)
+    torch.testing.assert_close(shift, expected.view(1, 3, 1, 1).expand_as(shift))  # mean / (2 std) per channel
+    # so the released features of x are the correct features of x + mean (on the [-1, 1] scale)
+    for a, b in zip(released(x), imagenet(x + mean)):
+        torch.testing.assert_close(a, b)
+    assert any(not torch.allclose(a, b) for a, b in zip(released(x), imagenet(x)))
+    with pytest.raises(ValueError, match=r"model\.vgg\.normalization='caffe'; allowed: imagenet, released"):
+        VGG19Features("random", normalization="caffe")
+
+
 def _released_state_dict(num_blocks: int = 2) -> dict:
     """A state dict with the key names of the authors' release (models/architecture.py, models/block.py)."""
     torch.manual_seed(1)
