@@ -77,22 +77,45 @@ def _assert_restored(ckpt: dict, store: dict) -> None:
         assert saved["last_epoch"] == got["last_epoch"] and saved["_last_lr"] == got["_last_lr"]
 
 
+def _checkpoint_files(run: Path) -> list[str]:
+    return sorted(p.name for p in (run / "checkpoints").iterdir())
+
+
+def _assert_one_last_and_best(run: Path, save_top_k: int = 1) -> None:
+    names = _checkpoint_files(run)
+    assert "last.ckpt" in names and not [n for n in names if n.startswith("last-")], names
+    best = [n for n in names if n.startswith("best-")]
+    assert len(best) <= save_top_k and len(names) == 1 + len(best), names
+
+
 @pytest.mark.slow
 def test_sigkill_then_restart_resumes_from_the_saved_step(tmp_path):
+    """Fresh run, then a resumed run killed mid-way, then a second resume: last.ckpt is always the newest state."""
     run = tmp_path / "run"
-    args = [*TINY, "trainer.max_steps=40", "checkpoint.every_n_steps=4", "model.ema_decay=0.9", f"hydra.run.dir={run}"]
-    proc = _start(args, tmp_path)
+    # With validation on, a best-by-PSNR file is kept too: it must never multiply either.
+    base = ["+experiment=demo", "+debug=fast", "trainer.val_check_interval=4", "model.ema_decay=0.9"]
+    first = run_module("train", [*base, "trainer.max_steps=2", f"hydra.run.dir={run}"], tmp_path, timeout=300)
+    assert first.returncode == 0, first.stderr[-3000:]
+    _assert_one_last_and_best(run)
     last = run / "checkpoints" / "last.ckpt"
-    _wait_for(last, proc)
+    assert _load(last)["global_step"] == 4
+
+    every = 4
+    args = [*base, "trainer.max_steps=40", f"checkpoint.every_n_steps={every}", f"hydra.run.dir={run}"]
+    proc = _start(args, tmp_path)
+    # Periodic saves of the resumed run must land in last.ckpt itself (not last-v1.ckpt, ...).
+    deadline = time.monotonic() + 240
     while _load(last)["global_step"] < 16:  # safe to read while training: writes are atomic renames
         assert proc.poll() is None, proc.stdout.read()[-3000:]
+        assert time.monotonic() < deadline, f"last.ckpt stayed behind: {_checkpoint_files(run)}"
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     assert proc.returncode == -signal.SIGKILL
     ckpt = _load(last)
     saved_step = ckpt["global_step"]
-    assert 16 <= saved_step < 80 and saved_step % 8 == 0  # a periodic save, mid-run
+    assert 16 <= saved_step < 80 and saved_step % (2 * every) == 0  # a periodic save, mid-run
+    _assert_one_last_and_best(run)
 
     # The state a restart gets is exactly what was saved (probe on a copy, so the real run dir stays as killed).
     probe_dir = tmp_path / "probe"
@@ -113,6 +136,7 @@ def test_sigkill_then_restart_resumes_from_the_saved_step(tmp_path):
     assert f"Resuming from {last}" in log and "Restored all states from the checkpoint" in log
     final = _load(last)
     assert final["global_step"] == 80 and final["dmfn"]["iteration"] == 40
+    _assert_one_last_and_best(run)
 
 
 @pytest.mark.slow
@@ -135,9 +159,12 @@ def test_sigterm_saves_a_checkpoint_and_the_requeued_run_continues(tmp_path):
     assert 6 <= ckpt["global_step"] < 80, output[-2000:]
     assert "SIGTERMException: saved" in output
 
+    assert _checkpoint_files(run) == ["last.ckpt"]
+
     requeued = run_module("train", args, tmp_path, timeout=300)
     assert requeued.returncode == 0, requeued.stderr[-3000:]
     assert "Resuming from" in requeued.stderr + requeued.stdout
+    assert _checkpoint_files(run) == ["last.ckpt"] and _load(run / "checkpoints" / "last.ckpt")["global_step"] == 80
     assert _load(run / "checkpoints" / "last.ckpt")["global_step"] == 80
 
 

@@ -8,13 +8,14 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 from lightning_fabric.utilities.types import _PATH
-from pytorch_lightning.callbacks import RichProgressBar
+from pytorch_lightning.callbacks import ModelCheckpoint, RichProgressBar
 from pytorch_lightning.plugins.io import TorchCheckpointIO
 from pytorch_lightning.utilities import rank_zero_info
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 from torchvision.utils import make_grid, save_image
 
 from dmfn_lightning.models.io import atomic_torch_save
+from dmfn_lightning.module import DivergenceError, iterations_of
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -27,41 +28,95 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         atomic_torch_save(checkpoint, path)
 
 
-def _last_checkpoint_path(trainer: pl.Trainer) -> Path | None:
-    callback = trainer.checkpoint_callback
-    if callback is None or callback.dirpath is None:
-        return None
-    return Path(callback.dirpath) / f"{callback.CHECKPOINT_NAME_LAST}{callback.FILE_EXTENSION}"
+class LastCheckpoint(pl.Callback):
+    """Owns ``<dirpath>/last.ckpt``: the newest training state, always under that one name.
 
+    Saved every ``every_n_steps`` iterations, at the end of training, and when training stops early (SIGTERM from
+    SLURM preemption or ``kill``, Ctrl+C, the divergence guard). Lightning raises these between iterations, so the
+    saved state is consistent and a requeued run (``ckpt_path=last``) continues from it, losing at most
+    ``every_n_steps`` iterations to a SIGKILL. Writes go through :class:`AtomicCheckpointIO` (temporary file, then
+    rename), so a reader never sees a half-written file. Lightning's ``ModelCheckpoint(save_last=True)`` is not
+    used for this: when the file already exists (any resumed run) it writes ``last-v1.ckpt``, ``last-v2.ckpt``...
+    and leaves ``last.ckpt`` stale.
+    """
 
-class CheckpointOnInterrupt(pl.Callback):
-    """Saves ``last.ckpt`` at the end of training and when it stops early: SIGTERM (SLURM preemption,
-    ``kill``), Ctrl+C, or the divergence guard. Lightning raises these between iterations, so the saved state
-    is consistent and a requeued run (``ckpt_path=last``) continues from it."""
+    FILENAME = "last.ckpt"
+
+    def __init__(self, dirpath: str | Path, every_n_steps: int | None = None) -> None:
+        if every_n_steps is not None and int(every_n_steps) < 1:
+            raise ValueError(f"every_n_steps={every_n_steps} must be >= 1 iterations or None")
+        self.dirpath = Path(dirpath)
+        self.every_n_steps = int(every_n_steps) if every_n_steps is not None else None
+        self._saved_global_step: int | None = None
+
+    @property
+    def path(self) -> Path:
+        return self.dirpath / self.FILENAME
+
+    def save(self, trainer: pl.Trainer) -> Path:
+        trainer.save_checkpoint(self.path)  # every rank calls it: it synchronises under DDP, rank 0 writes
+        self._saved_global_step = trainer.global_step
+        return self.path
+
+    def _due(self, trainer: pl.Trainer) -> bool:
+        return (
+            not trainer.sanity_checking and trainer.global_step > 0 and trainer.global_step != self._saved_global_step
+        )
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # A resumed run starts at the state last.ckpt holds: nothing new to save until the next iteration.
+        self._saved_global_step = trainer.global_step
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        every = self.every_n_steps
+        if every and self._due(trainer) and iterations_of(trainer.global_step) % every == 0:
+            self.save(trainer)
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        # ModelCheckpoint saves every N iterations only: without this the last max_steps % N iterations would be
-        # missing from last.ckpt (and from a resume).
-        path = _last_checkpoint_path(trainer)
-        if path is None or trainer.sanity_checking:
-            return
-        if (
-            path.is_file()
-            and torch.load(path, map_location="cpu", weights_only=True)["global_step"] == trainer.global_step
-        ):
-            return
-        trainer.save_checkpoint(path)
+        if self._due(trainer):
+            self.save(trainer)
 
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
-        from dmfn_lightning.module import DivergenceError
-
         if not isinstance(exception, (SIGTERMException, KeyboardInterrupt, DivergenceError)):
             return
-        path = _last_checkpoint_path(trainer)
-        if path is None:
+        if self._due(trainer):
+            self.save(trainer)
+        rank_zero_info(
+            f"{type(exception).__name__}: saved {self.path} at iteration {iterations_of(trainer.global_step)}"
+        )
+
+
+class BestCheckpoints(ModelCheckpoint):
+    """Keeps the ``save_top_k`` best checkpoints by a validation metric as ``best-iterNNNNNNN.ckpt``.
+
+    The set of best files is part of the training state, restored on resume. A file written after the last
+    ``last.ckpt`` of a killed run is unknown to that state; it is deleted when the resumed run starts, so the folder
+    never holds more than ``save_top_k`` best files.
+    """
+
+    PREFIX = "best-"
+
+    def __init__(self, dirpath: str | Path, monitor: str, mode: str = "max", save_top_k: int = 1) -> None:
+        super().__init__(
+            dirpath=dirpath,
+            filename=self.PREFIX + "iter{iteration:07.0f}",
+            auto_insert_metric_name=False,
+            monitor=monitor,
+            mode=mode,
+            save_top_k=save_top_k,
+            save_last=False,
+            enable_version_counter=False,
+        )
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        super().on_train_start(trainer, pl_module)
+        if not trainer.is_global_zero or self.dirpath is None or not Path(self.dirpath).is_dir():
             return
-        trainer.save_checkpoint(path)
-        rank_zero_info(f"{type(exception).__name__}: saved {path} at iteration {trainer.global_step // 2}")
+        known = {Path(p).resolve() for p in self.best_k_models}
+        for path in Path(self.dirpath).glob(f"{self.PREFIX}*.ckpt"):
+            if path.resolve() not in known:
+                path.unlink(missing_ok=True)
+                rank_zero_info(f"Removed {path}: written after the checkpoint this run resumed from")
 
 
 def panel_rows(image: torch.Tensor, mask: torch.Tensor, output: torch.Tensor) -> torch.Tensor:
@@ -115,7 +170,7 @@ class ImagePanels(pl.Callback):
         pl_module.train(was_training)
         image, mask = samples["image"], samples["mask"]
         grid = make_grid(panel_rows(image, mask, output), nrow=3, padding=2)
-        iteration = trainer.global_step // 2
+        iteration = iterations_of(trainer.global_step)
         out_dir = Path(trainer.default_root_dir) / "images"
         out_dir.mkdir(parents=True, exist_ok=True)
         path = out_dir / f"iter_{iteration:06d}.png"
@@ -134,7 +189,7 @@ class ImagePanels(pl.Callback):
         return path
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        iteration = trainer.global_step // 2
+        iteration = iterations_of(trainer.global_step)
         if trainer.is_global_zero and iteration % self.every_n_steps == 0:
             self.render(trainer, pl_module)
 
@@ -187,5 +242,5 @@ class IterationProgressBar(RichProgressBar):
 
     def _get_train_description(self, current_epoch: int) -> str:
         trainer = self.trainer
-        total = trainer.max_steps // 2 if trainer.max_steps and trainer.max_steps > 0 else "?"
-        return f"Epoch {current_epoch} · iteration {trainer.global_step // 2}/{total}"
+        total = iterations_of(trainer.max_steps) if trainer.max_steps and trainer.max_steps > 0 else "?"
+        return f"Epoch {current_epoch} · iteration {iterations_of(trainer.global_step)}/{total}"

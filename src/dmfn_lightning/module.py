@@ -25,6 +25,21 @@ OptimizerFactory = Callable[..., torch.optim.Optimizer]
 SchedulerFactory = Callable[..., torch.optim.lr_scheduler.LRScheduler]
 
 
+# One iteration of the paper is a generator update and a discriminator update; Lightning counts each optimizer step
+# in ``global_step``. Every conversion between the two goes through these.
+OPTIMIZER_STEPS_PER_ITERATION = 2
+
+
+def iterations_of(global_step: int) -> int:
+    """Completed paper iterations after ``global_step`` Lightning optimizer steps."""
+    return int(global_step) // OPTIMIZER_STEPS_PER_ITERATION
+
+
+def global_steps_of(iterations: int) -> int:
+    """Lightning's ``global_step`` after ``iterations`` paper iterations (``max_steps``, intervals, milestones)."""
+    return int(iterations) * OPTIMIZER_STEPS_PER_ITERATION
+
+
 class DivergenceError(DMFNError, RuntimeError):
     """Training produced too many non-finite losses in a row."""
 
@@ -76,7 +91,7 @@ class DMFNModule(pl.LightningModule):
     @property
     def iteration(self) -> int:
         """Completed G+D iterations (the paper's step count)."""
-        return self.global_step // 2
+        return iterations_of(self.global_step)
 
     @property
     def eval_generator(self) -> nn.Module:

@@ -24,14 +24,14 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-from dmfn_lightning.callbacks import AtomicCheckpointIO, CheckpointOnInterrupt
+from dmfn_lightning.callbacks import AtomicCheckpointIO, BestCheckpoints, LastCheckpoint
 from dmfn_lightning.config import compose, config_dir
 from dmfn_lightning.errors import ConfigError, exit_on_user_error
 from dmfn_lightning.models.io import CheckpointError, export_generator, safe_load, state_mismatch
+from dmfn_lightning.module import global_steps_of, iterations_of
 from dmfn_lightning.validation import validate_train_config
 
 log = logging.getLogger(__name__)
-OPTIMIZER_STEPS_PER_ITERATION = 2  # one generator and one discriminator update
 # ModelCheckpoint warns that manual optimization saves the post-step state: that is what resuming needs.
 warnings.filterwarnings("ignore", message=r"Using ModelCheckpoint with manual optimization", category=UserWarning)
 
@@ -82,37 +82,22 @@ def build_callbacks(cfg: DictConfig, run_dir: Path) -> list[pl.Callback]:
                 f"set callbacks.{name}=null to drop it (put +debug=... after +experiment=... on the command line)"
             )
         callbacks.append(instantiate(spec))
-    every = cfg.checkpoint.every_n_steps
-    # last.ckpt refreshed every N iterations; best-by-metric kept by a second callback watching validation.
-    callbacks.append(
-        ModelCheckpoint(
-            dirpath=run_dir / "checkpoints",
-            filename="iter{iteration:07.0f}",
-            auto_insert_metric_name=False,
-            save_last=True,
-            save_top_k=0,
-            every_n_train_steps=every * OPTIMIZER_STEPS_PER_ITERATION if every else None,
-        )
-    )
+    ckpt_dir = run_dir / "checkpoints"
+    callbacks.append(LastCheckpoint(ckpt_dir, every_n_steps=cfg.checkpoint.every_n_steps))
     if cfg.checkpoint.save_top_k and cfg.checkpoint.monitor:
         callbacks.append(
-            ModelCheckpoint(
-                dirpath=run_dir / "checkpoints",
-                filename="best-iter{iteration:07.0f}",
-                auto_insert_metric_name=False,
-                monitor=cfg.checkpoint.monitor,
-                mode=cfg.checkpoint.mode,
-                save_top_k=cfg.checkpoint.save_top_k,
-                save_last=False,
+            BestCheckpoints(
+                ckpt_dir, monitor=cfg.checkpoint.monitor, mode=cfg.checkpoint.mode, save_top_k=cfg.checkpoint.save_top_k
             )
         )
-    callbacks.append(CheckpointOnInterrupt())
     return callbacks
 
 
 def build_trainer(cfg: DictConfig, run_dir: Path, callbacks, loggers) -> pl.Trainer:
     trainer_kwargs: dict[str, Any] = OmegaConf.to_container(cfg.trainer, resolve=True)
-    trainer_kwargs["max_steps"] = int(trainer_kwargs["max_steps"]) * OPTIMIZER_STEPS_PER_ITERATION
+    trainer_kwargs["max_steps"] = global_steps_of(trainer_kwargs["max_steps"])
+    # Lightning adds its own epoch-end ModelCheckpoint unless one is configured; LastCheckpoint owns last.ckpt.
+    trainer_kwargs["enable_checkpointing"] = any(isinstance(c, ModelCheckpoint) for c in callbacks)
     strategy_cfg = cfg.strategy
     strategy = strategy_cfg.strategy
     if isinstance(strategy, DictConfig):
@@ -229,7 +214,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
     except SIGTERMException:
-        # CheckpointOnInterrupt has saved last.ckpt; exit as "terminated" so schedulers don't count it as done.
+        # LastCheckpoint has saved last.ckpt; exit as "terminated" so schedulers don't count it as done.
         log.warning("Stopped by SIGTERM; rerun the same command (ckpt_path=last) to continue.")
         raise SystemExit(128 + signal.SIGTERM) from None
     finally:
@@ -237,7 +222,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
     result: dict[str, Any] = {
         "run_dir": str(run_dir),
-        "iteration": trainer.global_step // OPTIMIZER_STEPS_PER_ITERATION,
+        "iteration": iterations_of(trainer.global_step),
         "metrics": {k: float(v) for k, v in trainer.callback_metrics.items()},
     }
     if trainer.is_global_zero:
