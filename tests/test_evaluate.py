@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import csv
+import importlib.metadata
 import json
+import os
 import subprocess
+import tempfile
 import warnings
 from pathlib import Path
 
@@ -14,7 +17,9 @@ import torch
 from cli import run_module
 from PIL import Image
 
+from dmfn_lightning.errors import ConfigError
 from dmfn_lightning.evaluate import BUCKETS, by_hole_ratio, compose_config, evaluate, render_table1
+from dmfn_lightning.metrics import psnr_from_mse
 from dmfn_lightning.models import DMFNGenerator, export_generator
 
 N_IMAGES = 5
@@ -77,19 +82,77 @@ def test_evaluate_twice_gives_identical_results(setup, tmp_path):
         rows = list(csv.DictReader(f))
     assert len(rows) == N_IMAGES
     assert [int(r["index"]) for r in rows] == list(range(N_IMAGES))
-    # the summary's means are the means of the per-image rows
-    for key in ("psnr", "ssim", "lpips", "l1", "l1_hole"):
+    # every convention is a column; the summary's means are the means of the per-image rows
+    assert {"psnr", "mse", "ssim", "ssim_full", "ssim_cropped", "ssim_uniform7"} <= set(rows[0])
+    for key in ("psnr", "ssim", "ssim_full", "ssim_cropped", "ssim_uniform7", "lpips", "l1", "l1_hole"):
         assert first["metrics"][key] == pytest.approx(np.mean([float(r[key]) for r in rows]), abs=1e-5), key
+    assert [r["ssim"] for r in rows] == [r["ssim_full"] for r in rows]  # the default headline
+    mean_mse = torch.tensor(np.mean([float(r["mse"]) for r in rows]), dtype=torch.float64)
+    assert first["metrics"]["psnr_dataset"] == pytest.approx(float(psnr_from_mse(mean_mse)[0]), abs=1e-4)
     assert all(float(r["hole_ratio"]) == 0.25 for r in rows)  # the centred half-size box
 
     summary = json.loads((tmp_path / "a" / "summary.json").read_text())
     assert summary["n_images"] == N_IMAGES
     assert summary["protocol"]["table1"] is False  # 32 px, not 256
-    assert summary["lpips"] == {"net": "alex", "version": "0.1", "backbone": "random"}
+    assert summary["lpips"] == {
+        "net": "alex",
+        "version": "0.1",
+        "package_version": importlib.metadata.version("lpips"),
+        "backbone": "random",
+    }
     assert "by_hole_ratio" not in summary  # box holes
-    assert set(summary["conventions"]) >= {"psnr", "ssim", "lpips", "l1", "l1_hole"}
+    conventions = {"psnr", "psnr_dataset", "ssim", "ssim_full", "ssim_cropped", "ssim_uniform7"}
+    assert set(summary["conventions"]) >= conventions | {"lpips", "l1", "l1_hole"}
+    assert set(summary["metrics"]) >= conventions
+    assert summary["ssim_convention"] == "full" and "ssim_full" in summary["conventions"]["ssim"]
     table = (tmp_path / "a" / "table1.md").read_text()
     assert "Not the Table 1 protocol" in table and "RANDOM trunk" in table and f"({N_IMAGES} images)" in table
+    assert "The SSIM column is `ssim_full` (metrics.ssim=full)" in table
+    for key in conventions - {"ssim"}:
+        assert f"| `{key}`: " in table, key
+    assert f"lpips package {importlib.metadata.version('lpips')}" in table
+
+
+def test_headline_ssim_convention_and_scikit_image_on_the_saved_images(setup, tmp_path):
+    from skimage.metrics import structural_similarity
+
+    from dmfn_lightning.evaluate import _build_datamodule
+    from dmfn_lightning.metrics import quantize
+
+    summary = run(setup, tmp_path, "metrics.ssim=cropped", "save_images=true")
+    assert summary["ssim_convention"] == "cropped"
+    assert summary["metrics"]["ssim"] == summary["metrics"]["ssim_cropped"] != summary["metrics"]["ssim_full"]
+    assert "The SSIM column is `ssim_cropped` (metrics.ssim=cropped)" in (tmp_path / "table1.md").read_text()
+    with (tmp_path / "per_image.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert [r["ssim"] for r in rows] == [r["ssim_cropped"] for r in rows]
+
+    # scikit-image reproduces the cropped conventions from the same uint8 images: the saved composited outputs and
+    # the ground truths as the data layer delivers them
+    cfg = compose_config(overrides(setup, tmp_path), run_dir=tmp_path / "hydra")
+    datamodule = _build_datamodule(cfg)
+    truths = {}
+    for batch in datamodule.test_dataloader():
+        pixels = quantize(batch["image"]).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+        truths.update({int(i): p for i, p in zip(batch["index"], pixels)})
+    for row in rows:
+        index = int(row["index"])
+        output = np.asarray(Image.open(tmp_path / "images" / f"{index:05d}_img{index}.png"))
+        gt = truths[index]
+        cropped = structural_similarity(
+            output, gt, gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=255, channel_axis=2
+        )
+        uniform7 = structural_similarity(output, gt, data_range=255, channel_axis=2)
+        assert float(row["ssim_cropped"]) == pytest.approx(cropped, abs=1e-4)
+        assert float(row["ssim_uniform7"]) == pytest.approx(uniform7, abs=1e-4)
+
+
+def test_ssim_convention_config_errors(setup, tmp_path):
+    with pytest.raises(ConfigError, match=r"metrics\.ssim='matlab'; allowed: full, cropped, uniform7"):
+        run(setup, tmp_path / "a", "metrics.ssim=matlab")
+    # the headline must be defined for the evaluated size; the error names what would fit
+    with pytest.raises(ConfigError, match=r"metrics\.ssim=cropped needs images of at least 11 px.*metrics\.ssim=full"):
+        run(setup, tmp_path / "b", "metrics.ssim=cropped", "data.image_size=8")
 
 
 def test_free_form_buckets_and_saved_images(setup, tmp_path):
@@ -170,6 +233,71 @@ def test_cli_errors_are_one_paragraph(setup, tmp_path):
     missing_ckpt = _cli(["data=folder", f"data.root={setup['data']}"], cwd=tmp_path)
     assert missing_ckpt.returncode != 0
     assert "no checkpoint given: add ckpt=" in missing_ckpt.stderr and "Traceback" not in missing_ckpt.stderr
+
+
+def _error_line(done: subprocess.CompletedProcess) -> str:
+    lines = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
+    assert len(lines) == 1, done.stderr
+    return lines[0]
+
+
+def test_cli_output_dir_that_is_a_file_fails_before_any_work(setup, tmp_path):
+    target = tmp_path / "results.txt"
+    target.write_text("not a folder\n")
+    done = _cli(overrides(setup, target), cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    line = _error_line(done)
+    assert str(target) in line and "is an existing file" in line
+    assert target.read_text() == "not a folder\n"
+
+
+@pytest.mark.parametrize("kind", ["file", "beneath_a_file", "read_only"])
+def test_unwritable_output_dir_fails_before_loading_anything(setup, tmp_path, monkeypatch, kind):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    out = {"file": blocker, "beneath_a_file": blocker / "sub", "read_only": tmp_path / "ro"}[kind]
+    if kind == "read_only":
+        out.mkdir()
+        out.chmod(0o555)
+        if os.geteuid() == 0:
+            # root writes through permission bits; make the write probe fail as a read-only mount would
+            def refuse(*args, **kwargs):
+                raise PermissionError(13, "Permission denied", str(out))
+
+            monkeypatch.setattr(tempfile, "mkstemp", refuse)
+    # a missing checkpoint would fail too, but later: the output folder is checked first
+    args = [a if not a.startswith("ckpt=") else f"ckpt={tmp_path / 'missing.ckpt'}" for a in overrides(setup, out)]
+    cfg = compose_config(args, run_dir=tmp_path / "hydra")
+    try:
+        with pytest.raises(ConfigError) as info:
+            evaluate(cfg)
+    finally:
+        if kind == "read_only":
+            out.chmod(0o755)
+    message = str(info.value)
+    assert str(out) in message and "\n" not in message
+    assert {"file": "existing file", "beneath_a_file": "cannot create", "read_only": "not writable"}[kind] in message
+
+
+def test_cuda_unavailable_error_names_the_hydra_override(setup, tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    cfg = compose_config(overrides(setup, tmp_path, "device=cuda"), run_dir=tmp_path / "hydra")
+    with pytest.raises(ConfigError) as info:
+        evaluate(cfg)
+    message = str(info.value)
+    assert "device=cpu" in message and "--device" not in message
+    with pytest.raises(ConfigError, match=r"device='tpu'.*auto, cpu, cuda, cuda:N"):
+        evaluate(compose_config(overrides(setup, tmp_path, "device=tpu"), run_dir=tmp_path / "hydra"))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_cli_cuda_unavailable_exits_2_naming_device_override(setup, tmp_path):
+    done = _cli([*overrides(setup, tmp_path / "out"), "device=cuda"], cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    line = _error_line(done)
+    assert "use device=cpu or device=auto" in line and "--device" not in done.stderr
 
 
 def test_missing_data_is_a_data_error(setup, tmp_path):

@@ -1,15 +1,19 @@
 """Evaluate a generator with the paper's Table 1 protocol: ``python -m dmfn_lightning.evaluate ckpt=... data=paris``.
 
-Protocol (Hui et al., arXiv:2002.02609, Section 4 and Table 1; DESIGN.md section 8): the data group's test split at
-``data.image_size`` (256), the exact centred 128 x 128 hole (``mask=center``), metrics on the whole composited
-image: LPIPS (AlexNet, v0.1), PSNR and SSIM on [0, 255] RGB, plus L1 (whole image and hole only); conventions in
-:mod:`dmfn_lightning.metrics`. Holes and crops are a pure function of (seed, image index), inference runs in eval
-mode with deterministic kernels, so evaluating twice gives identical numbers.
+Protocol (Hui et al., arXiv:2002.02609, Section 4 and Table 1): the data group's test split at ``data.image_size``
+(256), the exact centred 128 x 128 hole (``mask=center``), metrics on the whole composited image: LPIPS (AlexNet,
+v0.1), PSNR and SSIM on [0, 255] RGB, plus L1 (whole image and hole only). SSIM and PSNR are reported under every
+convention in use (``ssim_full``, ``ssim_cropped``, ``ssim_uniform7``; ``psnr`` per image and ``psnr_dataset``),
+``metrics.ssim`` picks the headline ``ssim``; the conventions are described in :mod:`dmfn_lightning.metrics`.
+Holes and crops are a pure function of (seed, image index), inference runs in eval mode with deterministic
+kernels, so evaluating twice gives identical numbers.
 
-Outputs (in the Hydra run dir, or ``output_dir=``): ``per_image.csv`` (one row per image), ``summary.json`` (means,
-conventions, the paper's row; nothing run-dependent such as times or paths of the run dir, so two evaluations give
-byte-identical files), ``table1.md`` (the paper's Table 1 row beside ours; for free-form/irregular holes also a
-table by hole ratio 0-10 %, ..., 50-60 %), and with ``save_images=true`` the inpainted PNGs in ``images/``.
+Outputs (in the Hydra run dir, or ``output_dir=``, checked writable before any work): ``per_image.csv`` (one row per
+image, every convention a column), ``summary.json`` (means, conventions, the paper's row, the LPIPS trunk and
+package version; nothing run-dependent such as times or paths of the run dir, so two evaluations give
+byte-identical files), ``table1.md`` (the paper's Table 1 row beside ours, then each SSIM/PSNR convention; for
+free-form/irregular holes also a table by hole ratio 0-10 %, ..., 50-60 %), and with ``save_images=true`` the
+inpainted PNGs in ``images/``.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ import csv
 import json
 import logging
 import math
+import os
+import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -43,7 +49,31 @@ PAPER_TABLE1: dict[str, dict[str, Any]] = {
 }
 # Hole-ratio buckets (low, high] as in the irregular-mask literature; 0 joins the first bucket.
 BUCKETS = (*((i / 10, (i + 1) / 10) for i in range(6)), (0.6, 1.0))
-CSV_COLUMNS = ("index", "path", "hole_ratio", "psnr", "psnr_capped", "ssim", "lpips", "l1", "l1_hole")
+CSV_COLUMNS = (
+    "index",
+    "path",
+    "hole_ratio",
+    "psnr",
+    "psnr_capped",
+    "mse",
+    "ssim",
+    "ssim_full",
+    "ssim_cropped",
+    "ssim_uniform7",
+    "lpips",
+    "l1",
+    "l1_hole",
+)
+# Per-image metrics averaged in the by-hole-ratio table (psnr_dataset is a dataset-level number, not a row's).
+_ROW_METRICS = ("psnr", "ssim", "ssim_full", "ssim_cropped", "ssim_uniform7", "lpips", "l1", "l1_hole")
+# The conventions' section of table1.md: (summary key, label).
+_CONVENTION_LABELS = (
+    ("psnr", "PSNR, mean of per-image values"),
+    ("psnr_dataset", "PSNR of the mean MSE over the test set"),
+    ("ssim_full", "SSIM full (torchmetrics: reflect-padded, whole map)"),
+    ("ssim_cropped", "SSIM cropped (scikit-image, Gaussian 11 / 1.5, 5 px border cropped)"),
+    ("ssim_uniform7", "SSIM uniform7 (scikit-image defaults: uniform 7x7, sample covariance)"),
+)
 _METRIC_LABELS = (
     ("lpips", "LPIPS ↓"),
     ("psnr", "PSNR ↑"),
@@ -78,6 +108,10 @@ def _output_dir(cfg: DictConfig) -> Path:
     return Path.cwd()
 
 
+def _ssim_choice(cfg: DictConfig) -> str:
+    return str(OmegaConf.select(cfg, "metrics.ssim", default="full"))
+
+
 def _check_config(cfg: DictConfig) -> None:
     if OmegaConf.is_missing(cfg, "ckpt") or not cfg.ckpt:
         raise ConfigError(
@@ -86,7 +120,7 @@ def _check_config(cfg: DictConfig) -> None:
             "data=paris`"
         )
     from dmfn_lightning.inpainting import PRECISIONS
-    from dmfn_lightning.metrics import LPIPS_NETS
+    from dmfn_lightning.metrics import LPIPS_NETS, SSIM_CONVENTIONS
 
     if cfg.precision not in PRECISIONS:
         raise ConfigError(f"invalid config: precision={cfg.precision!r}; allowed: {', '.join(PRECISIONS)}")
@@ -94,6 +128,55 @@ def _check_config(cfg: DictConfig) -> None:
         raise ConfigError(f"invalid config: lpips.net={cfg.lpips.net!r}; allowed: {', '.join(LPIPS_NETS)}")
     if cfg.batch_size is not None and int(cfg.batch_size) < 1:
         raise ConfigError(f"invalid config: batch_size={cfg.batch_size!r}; allowed: an integer >= 1 or null")
+    ssim = _ssim_choice(cfg)
+    if ssim not in SSIM_CONVENTIONS:
+        raise ConfigError(f"invalid config: metrics.ssim={ssim!r}; allowed: {', '.join(SSIM_CONVENTIONS)}")
+    size = OmegaConf.select(cfg, "data.image_size")
+    if size is not None and int(size) < SSIM_CONVENTIONS[ssim].min_side:
+        # The other conventions are reported as empty cells when they do not fit; the headline must be defined.
+        fits = [n for n, c in SSIM_CONVENTIONS.items() if int(size) >= c.min_side]
+        raise ConfigError(
+            f"invalid config: metrics.ssim={ssim} needs images of at least {SSIM_CONVENTIONS[ssim].min_side} px, "
+            f"data.image_size={size}; use larger images" + (f" or metrics.ssim={'|'.join(fits)}" if fits else "")
+        )
+
+
+def _resolve_device(cfg: DictConfig) -> torch.device:
+    """``cfg.device`` as a torch device; errors name the Hydra override ``device=``, not a command-line flag."""
+    from dmfn_lightning.inpainting import resolve_device
+
+    name = str(cfg.device)
+    if name.lower() != "auto":
+        try:
+            requested = torch.device(name.lower())
+        except RuntimeError as err:
+            raise ConfigError(f"invalid config: device={name!r}; allowed: auto, cpu, cuda, cuda:N") from err
+        if requested.type == "cuda" and not torch.cuda.is_available():
+            raise ConfigError(f"device={name} requested but CUDA is not available here; use device=cpu or device=auto")
+    return resolve_device(name)
+
+
+def _check_output_dir(out_dir: Path) -> None:
+    """Create the output folder and prove it writable, so a bad ``output_dir`` fails before any work."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ConfigError(
+            f"output_dir {out_dir} is an existing file, not a folder; choose a folder with output_dir=..."
+        )
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ConfigError(
+            f"cannot create output_dir {out_dir} ({err.strerror or err}); choose another with output_dir=..."
+        ) from err
+    # Permission bits are not the whole story (root, ACLs, read-only mounts): actually write a file.
+    try:
+        handle, probe = tempfile.mkstemp(prefix=".write-test-", dir=out_dir)
+        os.close(handle)
+        os.unlink(probe)
+    except OSError as err:
+        raise ConfigError(
+            f"output_dir {out_dir} is not writable ({err.strerror or err}); choose another with output_dir=..."
+        ) from err
 
 
 def _freeze_mask_augmentation(mask_generator: Any) -> None:
@@ -170,7 +253,18 @@ def by_hole_ratio(rows: Sequence[Mapping[str, Any]], metrics: Sequence[str]) -> 
 def _fmt(name: str, value: Any) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "n/a"
-    return f"{value:.2f}" if name == "psnr" else f"{value:.4f}"
+    return f"{value:.2f}" if name.startswith("psnr") else f"{value:.4f}"
+
+
+def _describe_lpips(info: Mapping[str, Any] | None) -> str:
+    if not info:
+        return "disabled"
+    package = info.get("package_version")
+    return (
+        f"net {info['net']}, linear layers v{info['version']}"
+        + (f", lpips package {package}" if package else "")
+        + f", trunk weights: {info['backbone']}"
+    )
 
 
 def render_table1(summary: Mapping[str, Any]) -> str:
@@ -202,6 +296,19 @@ def render_table1(summary: Mapping[str, Any]) -> str:
     )
     if not paper:
         lines += ["", f"(no Table 1 row in the paper for dataset {summary['dataset']!r})"]
+    ssim = summary.get("ssim_convention")
+    if ssim:
+        lines += [
+            "",
+            f"The SSIM column is `ssim_{ssim}` (metrics.ssim={ssim}); the paper does not say which SSIM convention "
+            "its Table 1 used, and the choice moves SSIM by about 0.02 (the table below has each).",
+        ]
+    shown = [(key, label) for key, label in _CONVENTION_LABELS if key in ours]
+    if shown:
+        lines += ["", "## SSIM and PSNR under each convention", "", "| | ours |", "|---|---|"]
+        for key, label in shown:
+            headline = " (headline)" if key in ("psnr", f"ssim_{ssim}") else ""
+            lines.append(f"| `{key}`: {label}{headline} | {_fmt(key, ours.get(key))} |")
     buckets = summary.get("by_hole_ratio")
     if buckets:
         lines += ["", "## By hole ratio", "", "| hole | images | " + " | ".join(lb for _, lb in _METRIC_LABELS) + " |"]
@@ -214,11 +321,16 @@ def render_table1(summary: Mapping[str, Any]) -> str:
     lines += [
         f"- **mask**: {summary['protocol']['mask']}",
         f"- **image size**: {summary['protocol']['image_size']}",
-        f"- **LPIPS**: {summary['lpips'] or 'disabled'}",
+        f"- **LPIPS**: {_describe_lpips(summary['lpips'])}",
         f"- **PSNR capped** (identical images): {summary['psnr_capped_images']}",
         "",
     ]
     return "\n".join(lines)
+
+
+def _missing(value: Any) -> bool:
+    # None and NaN (no hole for l1_hole, an image too small for an SSIM window) are written as empty cells.
+    return value is None or (isinstance(value, float) and math.isnan(value))
 
 
 def _write_csv(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
@@ -226,7 +338,7 @@ def _write_csv(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
         writer = csv.DictWriter(f, fieldnames=CSV_COLUMNS, extrasaction="ignore")
         writer.writeheader()
         for row in rows:
-            writer.writerow({k: ("" if row.get(k) is None else row[k]) for k in CSV_COLUMNS})
+            writer.writerow({k: ("" if _missing(row.get(k)) else row[k]) for k in CSV_COLUMNS})
 
 
 def _save_images(out_dir: Path, output, indices, paths) -> None:
@@ -248,13 +360,15 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from dmfn_lightning.inpainting import resolve_device, run_generator
-    from dmfn_lightning.metrics import CONVENTIONS, InpaintingMetrics
+    from dmfn_lightning.inpainting import run_generator
+    from dmfn_lightning.metrics import InpaintingMetrics
     from dmfn_lightning.models import load_generator
 
     _check_config(cfg)
+    out_dir = _output_dir(cfg)
+    _check_output_dir(out_dir)
     start = time.perf_counter()
-    device = resolve_device(cfg.device)
+    device = _resolve_device(cfg)
     torch.manual_seed(int(cfg.seed))
     if device.type == "cuda":
         torch.backends.cudnn.deterministic = True
@@ -266,11 +380,11 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         lpips_net=str(cfg.lpips.net),
         lpips_backbone_weights=str(cfg.lpips.backbone_weights),
         lpips_override="lpips.backbone_weights",
+        ssim=_ssim_choice(cfg),
+        all_conventions=True,
     ).to(device)
     datamodule = _build_datamodule(cfg)
     loader = datamodule.test_dataloader()
-    out_dir = _output_dir(cfg)
-    out_dir.mkdir(parents=True, exist_ok=True)
     image_dir = out_dir / "images"
     if cfg.save_images:
         image_dir.mkdir(exist_ok=True)
@@ -295,7 +409,6 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
             for j, index in enumerate(indices):
                 row = {"index": int(index), "path": str(batch["path"][j])}
                 row.update({k: v[j] for k, v in values.items()})
-                row["l1_hole"] = None if math.isnan(row["l1_hole"]) else row["l1_hole"]
                 rows.append(row)
             if cfg.save_images:
                 _save_images(image_dir, output, indices, batch["path"])
@@ -305,11 +418,12 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
 
         raise DataError("no image could be evaluated (all were skipped as unreadable)")
     rows.sort(key=lambda r: r["index"])
-    means = {k: float(v) for k, v in metrics.compute().items()}
+    # NaN (e.g. no image had a hole) is null in JSON: json.dumps would write the invalid token NaN.
+    means = {k: (None if math.isnan(float(v)) else float(v)) for k, v in metrics.compute().items()}
 
     name = _dataset_name(cfg)
     paper = PAPER_TABLE1.get(name or "")
-    lp = metrics.lpips
+    description = metrics.describe()
     summary: dict[str, Any] = {
         "dataset": name,
         "dataset_name": paper["name"] if paper else (name or "custom data"),
@@ -330,11 +444,12 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
             "device_type": device.type,
             "prefer_ema": bool(cfg.prefer_ema),
         },
-        "lpips": None if lp is None else {"net": lp.net_name, "version": "0.1", "backbone": lp.weights_used},
-        "conventions": dict(CONVENTIONS),
+        "ssim_convention": description["ssim_convention"],
+        "lpips": description["lpips"],
+        "conventions": description["conventions"],
     }
     if not is_box_mask(datamodule.eval_mask):
-        summary["by_hole_ratio"] = by_hole_ratio(rows, metrics.names)
+        summary["by_hole_ratio"] = by_hole_ratio(rows, [n for n in _ROW_METRICS if n in metrics.names])
 
     _write_csv(out_dir / "per_image.csv", rows)
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")

@@ -1,14 +1,33 @@
-"""Image-quality metrics of the paper's Table 1 (LPIPS, PSNR, SSIM) plus L1, with fixed conventions.
+"""Image-quality metrics of the paper's Table 1 (LPIPS, PSNR, SSIM) plus L1, each under named conventions.
 
-Conventions (DESIGN.md section 8; :data:`CONVENTIONS` records them in every report):
+Papers report SSIM and PSNR under different conventions, and the choice moves SSIM by more than the differences
+the paper's tables are about (about 0.02 on a 256 px image with a 128 px hole). So every report carries each
+convention under its own name, and :data:`CONVENTIONS` describes them:
 
 * Metrics are computed on the **composited** output (``mask * G(x) + (1 - mask) * image``) against the ground
   truth, both first quantised to 8 bit (``round((x + 1) * 127.5)``), i.e. exactly the pixels a saved PNG holds.
-* PSNR: per image over all pixels and channels (torchmetrics, ``data_range=255``, ``dim=(1, 2, 3)``), then averaged
-  over images. Identical images (infinite PSNR) are capped at :data:`PSNR_CAP` dB and flagged.
-* SSIM: torchmetrics, Gaussian window 11, sigma 1.5, K1 0.01, K2 0.03, ``data_range=255``, per image then averaged.
+* ``psnr``: per image over all pixels and channels, ``10 log10(255^2 / MSE)``, then averaged over images.
+  Identical images (infinite PSNR) are capped at :data:`PSNR_CAP` dB and flagged.
+  ``psnr_dataset``: the MSE averaged over all images first, then one PSNR (``mse`` is kept per image for it).
+* SSIM (K1 0.01, K2 0.03, data_range 255, on RGB: the mean over channels and positions of the SSIM map), three
+  conventions (:data:`SSIM_CONVENTIONS`):
+
+  - ``ssim_full``: Gaussian window 11, sigma 1.5, population covariance; the image is reflect-padded by 5 pixels
+    and the whole H x W map is averaged. This is torchmetrics' ``structural_similarity_index_measure``.
+  - ``ssim_cropped``: the same window, but only the positions where it fits inside the image are averaged (a
+    5-pixel border is cropped). This is scikit-image's ``structural_similarity(gaussian_weights=True, sigma=1.5,
+    use_sample_covariance=False, data_range=255, channel_axis=2)``.
+  - ``ssim_uniform7``: uniform 7 x 7 window, sample covariance (``N / (N - 1)``), 3-pixel border cropped:
+    scikit-image's defaults (and the old ``compare_ssim(..., multichannel=True)``) with ``data_range=255``.
+
+  ``ssim`` is the headline column, one of the three (``full`` unless chosen otherwise).
+  For inpainting the border matters: a centred hole leaves the border known, its SSIM is 1, and averaging it in
+  (``full``) raises SSIM against the cropped conventions.
+  Images smaller than a convention's window: scikit-image refuses them, and so does :func:`ssim_per_image` (a
+  :class:`ValueError` naming the sizes); ``full`` needs a side of at least 6 (torchmetrics' reflect padding of 5),
+  ``cropped`` 11, ``uniform7`` 7. :func:`per_image_metrics` reports NaN for a convention whose window does not fit.
 * LPIPS (Zhang et al., CVPR 2018): the ``lpips`` package, AlexNet trunk, v0.1 linear calibration, inputs in
-  [-1, 1]; lower is better. ``net="vgg"`` selects the VGG16 trunk.
+  [-1, 1]; lower is better. ``net="vgg"`` selects the VGG16 trunk. Reports name the trunk and the package version.
 * L1: ``mean |out - gt|`` on [0, 1], over the whole image and over the hole only (images without a hole do not
   count towards ``l1_hole``).
 
@@ -26,53 +45,133 @@ attribute without growing its checkpoints.
 
 from __future__ import annotations
 
+import importlib.metadata
 import warnings
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 from torchmetrics import Metric
-from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 
 from dmfn_lightning.weights import WeightsUnavailableError, resolve_pretrained, warn_random
 
 __all__ = [
     "CONVENTIONS",
+    "CONVENTION_NAMES",
     "LPIPS_NETS",
     "METRIC_NAMES",
     "PSNR_CAP",
+    "SSIM_CONVENTIONS",
     "InpaintingMetrics",
     "LPIPSMetric",
+    "SSIMConvention",
+    "conventions",
     "l1_per_image",
+    "lpips_package_version",
+    "mse_per_image",
     "per_image_metrics",
+    "psnr_from_mse",
     "psnr_per_image",
     "quantize",
     "ssim_per_image",
 ]
 
 PSNR_CAP = 100.0
+# What InpaintingMetrics.compute() returns by default (the Table 1 columns, headline conventions only).
 METRIC_NAMES = ("psnr", "ssim", "lpips", "l1", "l1_hole")
-SSIM_KWARGS: dict[str, Any] = {
-    "gaussian_kernel": True,
-    "kernel_size": 11,
-    "sigma": 1.5,
-    "k1": 0.01,
-    "k2": 0.03,
-    "data_range": 255.0,
+# The extra names compute() adds with all_conventions=True (and per_image_metrics always returns).
+CONVENTION_NAMES = ("psnr_dataset", "ssim_full", "ssim_cropped", "ssim_uniform7")
+_K1, _K2, _DATA_RANGE = 0.01, 0.03, 255.0
+
+
+@dataclass(frozen=True)
+class SSIMConvention:
+    """One way of turning the SSIM map into a number: window, covariance estimator and border handling."""
+
+    name: str
+    gaussian: bool  # Gaussian window of `sigma` (else uniform)
+    size: int  # window side in pixels (odd)
+    sigma: float  # Gaussian only
+    sample_covariance: bool  # N / (N - 1) correction of the windowed (co)variances
+    crop: bool  # True: average only where the window fits; False: reflect-pad by size // 2, average the whole map
+    description: str
+
+    @property
+    def min_side(self) -> int:
+        """The smallest image side this convention is defined for."""
+        # torch's (and torchmetrics') reflect padding needs a side larger than the pad.
+        return self.size if self.crop else self.size // 2 + 1
+
+
+SSIM_CONVENTIONS: dict[str, SSIMConvention] = {
+    "full": SSIMConvention(
+        "full",
+        gaussian=True,
+        size=11,
+        sigma=1.5,
+        sample_covariance=False,
+        crop=False,
+        description="Gaussian window 11, sigma 1.5, population covariance, K1 0.01, K2 0.03, data_range=255, on "
+        "RGB; image reflect-padded by 5 px and the whole HxW SSIM map averaged (torchmetrics' "
+        "structural_similarity_index_measure); per image then mean over images",
+    ),
+    "cropped": SSIMConvention(
+        "cropped",
+        gaussian=True,
+        size=11,
+        sigma=1.5,
+        sample_covariance=False,
+        crop=True,
+        description="Gaussian window 11, sigma 1.5, population covariance, K1 0.01, K2 0.03, data_range=255, on "
+        "RGB; 5 px border cropped before averaging (scikit-image structural_similarity(gaussian_weights=True, "
+        "sigma=1.5, use_sample_covariance=False, data_range=255, channel_axis=2)); per image then mean over images",
+    ),
+    "uniform7": SSIMConvention(
+        "uniform7",
+        gaussian=False,
+        size=7,
+        sigma=0.0,
+        sample_covariance=True,
+        crop=True,
+        description="uniform 7x7 window, sample covariance, K1 0.01, K2 0.03, data_range=255, on RGB; 3 px border "
+        "cropped (scikit-image structural_similarity defaults with data_range=255, channel_axis=2; the old "
+        "compare_ssim(multichannel=True)); per image then mean over images",
+    ),
 }
 
-CONVENTIONS: dict[str, str] = {
-    "images": "composited output mask*G(x)+(1-mask)*gt vs ground truth, both quantised to uint8 [0, 255] first",
-    "psnr": f"per image over all pixels and RGB channels, data_range=255 (torchmetrics, dim=(1,2,3)), mean over "
-    f"images; identical images capped at {PSNR_CAP:g} dB and flagged (psnr_capped)",
-    "ssim": "torchmetrics SSIM, Gaussian window 11, sigma 1.5, K1 0.01, K2 0.03, data_range=255, on RGB, "
-    "per image then mean over images",
-    "lpips": "lpips package v0.1 (calibrated linear layers), AlexNet trunk unless stated, inputs in [-1, 1], "
-    "per image then mean; lower is better",
-    "l1": "mean |out - gt| on [0, 1] over the whole image, per image then mean",
-    "l1_hole": "mean |out - gt| on [0, 1] over hole pixels only, per image then mean over images with a hole",
-}
+
+def conventions(ssim: str = "full") -> dict[str, str]:
+    """How each reported number is computed, for reports; ``ssim`` names the headline SSIM convention."""
+    if ssim not in SSIM_CONVENTIONS:
+        raise ValueError(f"SSIM convention must be one of {', '.join(SSIM_CONVENTIONS)}, got {ssim!r}")
+    return {
+        "images": "composited output mask*G(x)+(1-mask)*gt vs ground truth, both quantised to uint8 [0, 255] first",
+        "psnr": f"per image over all pixels and RGB channels, 10*log10(255^2/MSE), then mean over images; identical "
+        f"images capped at {PSNR_CAP:g} dB and flagged (psnr_capped)",
+        "psnr_dataset": "MSE per image over all pixels and RGB channels, averaged over all images, then "
+        f"10*log10(255^2/mean MSE) (capped at {PSNR_CAP:g} dB)",
+        "ssim": f"the headline SSIM: ssim_{ssim} (metrics.ssim={ssim})",
+        **{f"ssim_{name}": conv.description for name, conv in SSIM_CONVENTIONS.items()},
+        "lpips": "lpips package v0.1 (calibrated linear layers), AlexNet trunk unless stated, inputs in [-1, 1], "
+        "per image then mean; lower is better",
+        "l1": "mean |out - gt| on [0, 1] over the whole image, per image then mean",
+        "l1_hole": "mean |out - gt| on [0, 1] over hole pixels only, per image then mean over images with a hole",
+    }
+
+
+CONVENTIONS: dict[str, str] = conventions("full")
+
+
+def lpips_package_version() -> str:
+    """The installed ``lpips`` package's version (reports record it beside the LPIPS numbers)."""
+    try:
+        return importlib.metadata.version("lpips")
+    except importlib.metadata.PackageNotFoundError:  # pragma: no cover - a dependency of this package
+        return "unknown"
+
 
 # torchvision's ImageNet files for the lpips trunks (the files torchvision itself would download).
 _TRUNK_URLS = {
@@ -96,9 +195,31 @@ def _trunk_url(net: str) -> str:
 # per-image functions (batched)
 
 
+def _metric_dtype(device: torch.device) -> torch.dtype:
+    # float64 where available: variances and squared errors of 255-scale values lose digits in float32
+    # (MPS has no float64).
+    return torch.float32 if device.type == "mps" else torch.float64
+
+
 def quantize(x: Tensor) -> Tensor:
     """[-1, 1] images -> float tensor of integer levels in [0, 255] (what an 8-bit PNG stores)."""
     return ((x.float().clamp(-1.0, 1.0) + 1.0) * 127.5).round_()
+
+
+def psnr_from_mse(mse: Tensor, cap: float = PSNR_CAP) -> tuple[Tensor, Tensor]:
+    """PSNR in dB of [0, 255] images from their mean squared error; returns ``(psnr, capped)``.
+
+    ``capped`` flags values that were infinite (zero error) or above ``cap``; their value is ``cap``.
+    """
+    psnr = 10.0 * torch.log10(_DATA_RANGE**2 / mse)
+    capped = ~torch.isfinite(psnr) | (psnr > cap)
+    return torch.where(capped, torch.full_like(psnr, cap), psnr), capped
+
+
+def mse_per_image(pred255: Tensor, target255: Tensor) -> Tensor:
+    """Mean squared error per image of [0, 255] images ``[B, C, H, W]`` over all pixels and channels."""
+    dtype = _metric_dtype(pred255.device)
+    return (pred255.to(dtype) - target255.to(dtype)).square().mean(dim=(1, 2, 3))
 
 
 def psnr_per_image(pred255: Tensor, target255: Tensor, cap: float = PSNR_CAP) -> tuple[Tensor, Tensor]:
@@ -106,22 +227,84 @@ def psnr_per_image(pred255: Tensor, target255: Tensor, cap: float = PSNR_CAP) ->
 
     ``capped`` flags images whose PSNR was infinite (identical images) or above ``cap``; their value is ``cap``.
     """
-    psnr = peak_signal_noise_ratio(pred255, target255, data_range=255.0, reduction="none", dim=(1, 2, 3))
-    capped = ~torch.isfinite(psnr) | (psnr > cap)
-    return torch.where(capped, torch.full_like(psnr, cap), psnr), capped
+    return psnr_from_mse(mse_per_image(pred255, target255), cap)
 
 
-def ssim_per_image(pred255: Tensor, target255: Tensor) -> Tensor:
-    """Per-image SSIM of [0, 255] images (Gaussian 11 / 1.5, K1 0.01, K2 0.03, data_range 255).
+def _window_1d(conv: SSIMConvention, dtype: torch.dtype, device: torch.device) -> Tensor:
+    radius = conv.size // 2
+    if conv.gaussian:
+        # scipy's gaussian_filter (truncate 3.5, radius 5 for sigma 1.5) and torchmetrics' kernel: the same weights.
+        x = torch.arange(-radius, radius + 1, dtype=dtype, device=device)
+        weights = torch.exp(-0.5 * (x / conv.sigma) ** 2)
+    else:
+        weights = torch.ones(conv.size, dtype=dtype, device=device)
+    return weights / weights.sum()
 
-    Undefined (NaN) for images with a side below the 11-pixel window.
+
+def _ssim_maps(pred: Tensor, target: Tensor, conv: SSIMConvention) -> Tensor:
+    """The SSIM map ``[B, C, h, w]``: ``h = H`` for the padded convention, ``H - size + 1`` for cropped ones."""
+    if not conv.crop:
+        pad = conv.size // 2
+        pred = F.pad(pred, (pad, pad, pad, pad), mode="reflect")
+        target = F.pad(target, (pad, pad, pad, pad), mode="reflect")
+    b, c, h, w = pred.shape
+    moments = torch.stack((pred, target, pred * pred, target * target, pred * target), dim=1)
+    window = _window_1d(conv, pred.dtype, pred.device)
+    # Separable window: a row pass then a column pass over every (moment, image, channel) plane at once.
+    planes = moments.reshape(-1, 1, h, w)
+    planes = F.conv2d(planes, window.view(1, 1, 1, -1))
+    planes = F.conv2d(planes, window.view(1, 1, -1, 1))
+    mu_x, mu_y, e_xx, e_yy, e_xy = planes.reshape(b, 5, c, *planes.shape[-2:]).unbind(dim=1)
+    n = conv.size * conv.size
+    norm = n / (n - 1) if conv.sample_covariance else 1.0
+    # Windowed variances are non-negative; clamping only removes rounding noise (torchmetrics does the same).
+    var_x = (norm * (e_xx - mu_x * mu_x)).clamp(min=0.0)
+    var_y = (norm * (e_yy - mu_y * mu_y)).clamp(min=0.0)
+    cov_xy = norm * (e_xy - mu_x * mu_y)
+    c1, c2 = (_K1 * _DATA_RANGE) ** 2, (_K2 * _DATA_RANGE) ** 2
+    return ((2 * mu_x * mu_y + c1) * (2 * cov_xy + c2)) / ((mu_x * mu_x + mu_y * mu_y + c1) * (var_x + var_y + c2))
+
+
+def ssim_per_image(pred255: Tensor, target255: Tensor, convention: str = "full") -> Tensor:
+    """Per-image SSIM ``[B]`` of [0, 255] images ``[B, C, H, W]`` under one of :data:`SSIM_CONVENTIONS`.
+
+    Batched on the images' device (conv2d with the separable window). Raises :class:`ValueError` for images
+    with a side below the convention's :attr:`SSIMConvention.min_side`, as scikit-image does.
     """
-    if min(pred255.shape[-2:]) < SSIM_KWARGS["kernel_size"]:
-        return torch.full(pred255.shape[:1], torch.nan, device=pred255.device)
-    # float64 where available: variances of 255-scale values lose digits in float32 (MPS has no float64).
-    dtype = torch.float32 if pred255.device.type == "mps" else torch.float64
-    ssim = structural_similarity_index_measure(pred255.to(dtype), target255.to(dtype), reduction="none", **SSIM_KWARGS)
-    return ssim.float()
+    if convention not in SSIM_CONVENTIONS:
+        raise ValueError(f"SSIM convention must be one of {', '.join(SSIM_CONVENTIONS)}, got {convention!r}")
+    conv = SSIM_CONVENTIONS[convention]
+    height, width = pred255.shape[-2:]
+    if min(height, width) < conv.min_side:
+        why = "its window" if conv.crop else "its reflect padding of 5 px"
+        raise ValueError(
+            f"SSIM convention {convention!r} needs images of at least {conv.min_side}x{conv.min_side} pixels "
+            f"({why}), got {height}x{width}"
+        )
+    dtype = _metric_dtype(pred255.device)
+    return _ssim_maps(pred255.to(dtype), target255.to(dtype), conv).mean(dim=(1, 2, 3))
+
+
+def _ssim_all(pred255: Tensor, target255: Tensor) -> dict[str, Tensor]:
+    """``ssim_<convention>`` for every convention, NaN where the images are too small for it."""
+    height, width = pred255.shape[-2:]
+    dtype = _metric_dtype(pred255.device)
+    pred, target = pred255.to(dtype), target255.to(dtype)
+    nan = torch.full(pred.shape[:1], torch.nan, dtype=dtype, device=pred.device)
+    out: dict[str, Tensor] = {}
+    full, cropped = SSIM_CONVENTIONS["full"], SSIM_CONVENTIONS["cropped"]
+    if min(height, width) >= full.min_side:
+        # One pass serves both Gaussian conventions: away from the border the padded map only sees real pixels,
+        # so its interior is exactly the cropped convention's map.
+        ssim_map = _ssim_maps(pred, target, full)
+        out["ssim_full"] = ssim_map.mean(dim=(1, 2, 3))
+        if min(height, width) >= cropped.min_side:
+            border = cropped.size // 2
+            out["ssim_cropped"] = ssim_map[..., border:-border, border:-border].mean(dim=(1, 2, 3))
+    uniform = SSIM_CONVENTIONS["uniform7"]
+    if min(height, width) >= uniform.min_side:
+        out["ssim_uniform7"] = _ssim_maps(pred, target, uniform).mean(dim=(1, 2, 3))
+    return {f"ssim_{name}": out.get(f"ssim_{name}", nan) for name in SSIM_CONVENTIONS}
 
 
 def l1_per_image(pred01: Tensor, target01: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
@@ -139,12 +322,20 @@ def l1_per_image(pred01: Tensor, target01: Tensor, mask: Tensor) -> tuple[Tensor
 
 
 def per_image_metrics(
-    output: Tensor, target: Tensor, mask: Tensor, lpips: LPIPSMetric | None = None
+    output: Tensor, target: Tensor, mask: Tensor, lpips: LPIPSMetric | None = None, ssim: str = "full"
 ) -> dict[str, Tensor]:
-    """All metrics per image for a batch: ``output``/``target`` ``[B, 3, H, W]`` in [-1, 1], ``mask`` ``[B, 1, H, W]``.
+    """All metrics per image for a batch, under every convention (see the module docstring).
 
-    Returns 1-D tensors of length B: ``psnr``, ``psnr_capped`` (bool), ``ssim``, ``lpips`` (if given), ``l1``,
-    ``l1_hole`` (NaN without a hole) and ``hole_ratio``.
+    Args:
+        output: composited outputs ``[B, 3, H, W]`` in [-1, 1] (quantised to 8 bit here).
+        target: ground truths ``[B, 3, H, W]`` in [-1, 1].
+        mask: ``[B, 1, H, W]``, 1 = hole.
+        lpips: an :class:`LPIPSMetric`, or ``None`` to skip LPIPS.
+        ssim: the headline SSIM convention copied into ``ssim``: ``full``, ``cropped`` or ``uniform7``.
+
+    Returns 1-D tensors of length B: ``psnr``, ``psnr_capped`` (bool), ``mse`` (on [0, 255], for the dataset-level
+    PSNR), ``ssim``, ``ssim_full``, ``ssim_cropped``, ``ssim_uniform7`` (NaN where the image is smaller than the
+    convention allows), ``lpips`` (if given), ``l1``, ``l1_hole`` (NaN without a hole) and ``hole_ratio``.
     """
     if output.shape != target.shape or output.dim() != 4 or output.shape[1] != 3:
         raise ValueError(
@@ -155,9 +346,13 @@ def per_image_metrics(
         raise ValueError(
             f"expected a mask of shape [B, 1, H, W] matching {tuple(output.shape)}, got {tuple(mask.shape)}"
         )
+    if ssim not in SSIM_CONVENTIONS:
+        raise ValueError(f"SSIM convention must be one of {', '.join(SSIM_CONVENTIONS)}, got {ssim!r}")
     pred255, target255 = quantize(output), quantize(target)
-    psnr, capped = psnr_per_image(pred255, target255)
-    values = {"psnr": psnr, "psnr_capped": capped, "ssim": ssim_per_image(pred255, target255)}
+    mse = mse_per_image(pred255, target255)
+    psnr, capped = psnr_from_mse(mse)
+    all_ssim = _ssim_all(pred255, target255)
+    values = {"psnr": psnr, "psnr_capped": capped, "mse": mse, "ssim": all_ssim[f"ssim_{ssim}"], **all_ssim}
     if lpips is not None:
         values["lpips"] = lpips(pred255 / 127.5 - 1.0, target255 / 127.5 - 1.0)
     values["l1"], values["l1_hole"] = l1_per_image(pred255 / 255.0, target255 / 255.0, mask)
@@ -282,7 +477,9 @@ class InpaintingMetrics(Metric):
     ``update(output, target, mask)`` takes composited outputs and ground truths ``[B, 3, H, W]`` in [-1, 1] and
     masks ``[B, 1, H, W]`` (1 = hole). Per-image values are summed into torchmetrics states reduced with
     ``dist_reduce_fx="sum"``, so ``compute()`` returns the mean over all images of all ranks:
-    ``{"psnr", "ssim", "lpips" (if enabled), "l1", "l1_hole"}`` (0-d tensors; NaN before any update).
+    ``{"psnr", "ssim", "lpips" (if enabled), "l1", "l1_hole"}`` (0-d tensors; NaN before any update), and with
+    ``all_conventions=True`` also ``psnr_dataset`` (PSNR of the mean MSE), ``ssim_full``, ``ssim_cropped`` and
+    ``ssim_uniform7`` (see the module docstring). A convention undefined for some image (too small) is NaN.
     The per-image values of the most recent ``update`` are kept in :attr:`last_per_image` (see
     :func:`per_image_metrics`) so an evaluator can write per-image rows without computing twice.
 
@@ -290,15 +487,18 @@ class InpaintingMetrics(Metric):
         lpips: ``True`` (required: missing weights raise), ``"auto"`` (used when the trunk weights are available,
             else skipped with a warning), ``False``, or a ready :class:`LPIPSMetric`.
         lpips_net, lpips_backbone_weights, lpips_override: see :class:`LPIPSMetric`.
+        ssim: the convention reported as ``ssim``: ``full`` (default), ``cropped`` or ``uniform7``.
+        all_conventions: also return every convention under its own name (evaluation reports); off by default so
+            training logs keep the Table 1 names only.
 
-    Sums are float64 (MPS: float32) so the result does not depend on the batch split. Not differentiable.
+    Sums are float64 so the result does not depend on the batch split. Not differentiable.
     """
 
     is_differentiable = False
     higher_is_better = None
     full_state_update = False
 
-    _SUMS = ("psnr", "ssim", "lpips", "l1", "l1_hole")
+    _SUMS = ("psnr", "mse", "ssim", "ssim_full", "ssim_cropped", "ssim_uniform7", "lpips", "l1", "l1_hole")
 
     def __init__(
         self,
@@ -306,9 +506,15 @@ class InpaintingMetrics(Metric):
         lpips_net: str = "alex",
         lpips_backbone_weights: str = "imagenet",
         lpips_override: str = "lpips.backbone_weights",
+        ssim: str = "full",
+        all_conventions: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        if ssim not in SSIM_CONVENTIONS:
+            raise ValueError(f"SSIM convention must be one of {', '.join(SSIM_CONVENTIONS)}, got {ssim!r}")
+        self.ssim_convention = ssim
+        self.all_conventions = bool(all_conventions)
         self.lpips = build_lpips(lpips, lpips_net, lpips_backbone_weights, lpips_override)
         dtype = torch.float64
         for name in self._SUMS:
@@ -321,13 +527,14 @@ class InpaintingMetrics(Metric):
     @property
     def names(self) -> tuple[str, ...]:
         """The keys :meth:`compute` returns."""
-        return tuple(n for n in METRIC_NAMES if n != "lpips" or self.lpips is not None)
+        names = METRIC_NAMES + (CONVENTION_NAMES if self.all_conventions else ())
+        return tuple(n for n in names if n != "lpips" or self.lpips is not None)
 
     def update(self, output: Tensor, target: Tensor, mask: Tensor) -> None:
         if output.shape[0] == 0:
             self.last_per_image = {}
             return
-        values = per_image_metrics(output.detach(), target.detach(), mask.detach(), self.lpips)
+        values = per_image_metrics(output.detach(), target.detach(), mask.detach(), self.lpips, self.ssim_convention)
         dtype = self.count.dtype
         for name in self._SUMS:
             if name in values:
@@ -343,9 +550,18 @@ class InpaintingMetrics(Metric):
     def compute(self) -> dict[str, Tensor]:
         out = {}
         for name in self.names:
-            total = getattr(self, f"{name}_sum")
-            denominator = self.hole_count if name == "l1_hole" else self.count
-            out[name] = (total / denominator).float() if denominator > 0 else torch.tensor(torch.nan)
+            if name == "psnr_dataset":
+                total, denominator = self.mse_sum, self.count
+            else:
+                total = getattr(self, f"{name}_sum")
+                denominator = self.hole_count if name == "l1_hole" else self.count
+            if denominator <= 0:
+                out[name] = torch.tensor(torch.nan)
+                continue
+            mean = total / denominator
+            if name == "psnr_dataset":
+                mean = psnr_from_mse(mean)[0]
+            out[name] = mean.float()
         return out
 
     def capped(self) -> int:
@@ -353,9 +569,21 @@ class InpaintingMetrics(Metric):
         return int(self.capped_count)
 
     def describe(self) -> Mapping[str, Any]:
-        """The conventions and the LPIPS setting, for reports."""
-        lp = self.lpips
+        """The conventions, the headline SSIM convention and the LPIPS setting, for reports."""
         return {
-            "conventions": dict(CONVENTIONS),
-            "lpips": None if lp is None else {"net": lp.net_name, "version": "0.1", "backbone": lp.weights_used},
+            "ssim_convention": self.ssim_convention,
+            "conventions": conventions(self.ssim_convention),
+            "lpips": self.lpips_info(),
+        }
+
+    def lpips_info(self) -> dict[str, str] | None:
+        """LPIPS trunk, calibration version, ``lpips`` package version and trunk weights; ``None`` if disabled."""
+        lp = self.lpips
+        if lp is None:
+            return None
+        return {
+            "net": lp.net_name,
+            "version": "0.1",
+            "package_version": lpips_package_version(),
+            "backbone": lp.weights_used,
         }
