@@ -193,3 +193,123 @@ def load_generator(
         raise CheckpointError(f"{source} has an unusable generator config {config}: {exc}") from exc
     load_state_into(generator, state, source)
     return generator.to(map_location).eval()
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# the authors' released discriminator, and starting a run from released (or our own) weights
+
+# Authors' release (models/architecture.py, class Discriminator) -> GlobalLocalDiscriminator. Their conv_block keeps
+# the conv as `.conv` and the BatchNorm as `.norm`; our branch layers are Sequential(conv, BatchNorm, LeakyReLU).
+_RELEASED_D_RENAMES = (
+    (re.compile(r"^global_model\.(\d+)\.conv\.(.+)$"), r"global_branch.layers.\1.0.\2"),
+    (re.compile(r"^global_model\.(\d+)\.norm\.(.+)$"), r"global_branch.layers.\1.1.\2"),
+    (re.compile(r"^global_classifier\.(.+)$"), r"global_branch.linear.\1"),
+    (re.compile(r"^local_classifier\.(.+)$"), r"local_branch.linear.\1"),
+    (re.compile(r"^classifier\.1\.(.+)$"), r"classifier.\1"),  # their classifier is Sequential(LeakyReLU, Linear)
+)
+_RELEASED_D_LOCAL = re.compile(r"^local_fea([1-5])\.(conv|norm)\.(.+)$")
+
+
+def convert_released_discriminator_state_dict(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    """Map the authors' discriminator state dict onto :class:`GlobalLocalDiscriminator` (spectral norm off).
+
+    Keys: ``global_model.N.conv/norm`` -> ``global_branch.layers.N.0/1``, ``local_feaK.conv/norm`` ->
+    ``local_branch.layers.(K-1).0/1``, ``global_classifier``/``local_classifier`` -> ``global_branch.linear``/
+    ``local_branch.linear``, ``classifier.1`` -> ``classifier``; a ``module.`` (DataParallel) prefix is dropped.
+
+    The final ``Linear(1024, 1)`` is not copied as is: the released ``forward(x_local, x_global)`` concatenates
+    ``[local code, global code]`` while ours concatenates ``[global code, local code]``, so its weight's two
+    input halves are swapped. The logit is then the same for the same image and local window.
+    """
+    converted: dict[str, Tensor] = {}
+    for key, value in state.items():
+        key = key.removeprefix("module.")
+        match = _RELEASED_D_LOCAL.match(key)
+        if match:
+            key = f"local_branch.layers.{int(match[1]) - 1}.{0 if match[2] == 'conv' else 1}.{match[3]}"
+        else:
+            for pattern, repl in _RELEASED_D_RENAMES:
+                key = pattern.sub(repl, key)
+        if key == "classifier.weight":
+            half = value.shape[1] // 2
+            value = torch.cat([value[:, half:], value[:, :half]], dim=1)  # [local, global] -> [global, local]
+        converted[key] = value
+    return converted
+
+
+def _unwrap_state(obj: Any, source: str) -> Mapping[str, Tensor]:
+    if not isinstance(obj, Mapping):
+        raise CheckpointError(f"{source} holds a {type(obj).__name__}, not a state dict")
+    for container in ("state_dict", "params", "netD", "netG", "model"):
+        if container in obj and isinstance(obj[container], Mapping):
+            return obj[container]
+    return obj
+
+
+def discriminator_state_from_file(path: str | os.PathLike) -> dict[str, Tensor]:
+    """The discriminator weights in ``path`` as a :class:`GlobalLocalDiscriminator` state dict.
+
+    Accepts the authors' released ``*_D.pth`` (converted by :func:`convert_released_discriminator_state_dict`),
+    a ``DMFNModule`` training checkpoint (its ``discriminator.*`` weights), or our own plain state dict.
+    """
+    source = str(path)
+    state = _unwrap_state(safe_load(path), source)
+    keys = [str(k).removeprefix("module.") for k in state]
+    if any(k.startswith("discriminator.") for k in keys):
+        return {k.removeprefix("discriminator."): v for k, v in state.items() if k.startswith("discriminator.")}
+    if any(k.startswith("global_model.") for k in keys):
+        return convert_released_discriminator_state_dict(state)
+    if any(k.startswith("global_branch.") for k in keys):
+        return {str(k).removeprefix("module."): v for k, v in state.items()}
+    raise CheckpointError(
+        f"{source} is not a DMFN discriminator: expected the authors' released D weights, a DMFNModule checkpoint "
+        f"or a GlobalLocalDiscriminator state dict; its keys start with: {', '.join(keys[:6])}"
+    )
+
+
+def init_from_release(
+    module: nn.Module,
+    generator: str | os.PathLike | None = None,
+    discriminator: str | os.PathLike | None = None,
+) -> dict[str, str]:
+    """Start a run from existing weights: the ``init_from.generator`` / ``init_from.discriminator`` config keys.
+
+    ``module`` is a ``DMFNModule`` (anything with ``generator`` and ``discriminator``, and optionally
+    ``generator_ema``). ``generator`` is any file :func:`load_generator` reads (the authors' released ``*_G.pth``,
+    an exported ``generator.pt`` or a training checkpoint); ``discriminator`` any file
+    :func:`discriminator_state_from_file` reads (the authors' ``*_D.pth`` included). Loading is strict: a file
+    for another block variant, depth or image size is refused with the mismatching keys named. The EMA copy, when
+    enabled, starts from the loaded generator. Optimizer states start fresh (the release has none); to continue a
+    run of ours with its optimizers, resume with ``ckpt_path`` instead. Returns ``{"generator": path, ...}`` for
+    what was loaded.
+    """
+    loaded: dict[str, str] = {}
+    if generator is not None:
+        source = str(generator)
+        state = load_generator(generator).state_dict()
+        mismatch = state_mismatch(module.generator.state_dict(), state)
+        if mismatch:
+            config = getattr(module.generator, "config", {})
+            raise CheckpointError(
+                f"init_from.generator={source} does not fit this run's generator {config}: {mismatch}. "
+                "The authors' release is model/block=released with 8 blocks."
+            )
+        module.generator.load_state_dict(state, strict=True)
+        ema = getattr(module, "generator_ema", None)
+        if ema is not None:
+            ema.shadow.load_state_dict(state, strict=True)
+        loaded["generator"] = source
+    if discriminator is not None:
+        source = str(discriminator)
+        state = discriminator_state_from_file(discriminator)
+        mismatch = state_mismatch(module.discriminator.state_dict(), state)
+        if mismatch:
+            size = getattr(module.discriminator, "image_size", "?")
+            raise CheckpointError(
+                f"init_from.discriminator={source} does not fit this run's discriminator (image_size {size}): "
+                f"{mismatch}. The authors' release is for 256 px images without spectral norm "
+                "(data.image_size=256 model.discriminator.spectral_norm=false)."
+            )
+        module.discriminator.load_state_dict(state, strict=True)
+        loaded["discriminator"] = source
+    return loaded
