@@ -343,3 +343,291 @@ def test_cli_as_a_subprocess(generator_file, tmp_path):
     assert done.returncode == 0, done.stderr
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png", "b.png", "c.png"]
     assert "wrote 3 inpainted image(s)" in done.stderr
+
+
+# ------------------------------------------------------------------------------------------ issue 16 (inference)
+
+
+def white_hole(width: int, height: int, box: tuple[int, int, int, int]) -> Image.Image:
+    top, left, h, w = box
+    arr = np.zeros((height, width), dtype=np.uint8)
+    arr[top : top + h, left : left + w] = 255
+    return Image.fromarray(arr, "L")
+
+
+def changed(result_path: Path, source: Path) -> np.ndarray:
+    return (np.asarray(Image.open(result_path)) != np.asarray(load_image(source))).any(axis=-1)
+
+
+def test_image_and_mask_in_the_same_folder(generator_file, tmp_path, capsys):
+    """Item 2: masks in the image folder are recognised by name, never inpainted, never matched to themselves."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    rgba_image(40, 30, seed=1).save(folder / "photo.png")
+    white_hole(40, 30, (5, 5, 10, 12)).save(folder / "photo_mask.png")
+    rgba_image(32, 24, seed=2).convert("RGB").save(folder / "other.jpg", quality=95)
+    white_hole(32, 24, (10, 8, 6, 6)).save(folder / "mask_other.png")
+    out = tmp_path / "out"
+    assert (
+        main(["--checkpoint", str(generator_file), "--image", str(folder), "--mask", str(folder), "--output", str(out)])
+        == 0
+    )
+    assert sorted(p.name for p in out.iterdir()) == ["other.png", "photo.png"]  # the masks were not inpainted
+    for stem, mask in (("photo", "photo_mask.png"), ("other", "mask_other.png")):
+        source = next(folder.glob(f"{stem}.*"))
+        hole = load_mask(folder / mask, load_image(source).size)
+        diff = changed(out / f"{stem}.png", source)
+        assert not diff[~hole].any() and diff[hole].mean() > 0.5  # its own mask, not itself as a mask
+    assert "not inpainting 2 mask file(s)" in capsys.readouterr().err
+    # masks beside images are skipped with generated masks too
+    out2 = tmp_path / "out2"
+    assert (
+        main(
+            [
+                "--checkpoint",
+                str(generator_file),
+                "--image",
+                str(folder),
+                "--mask-type",
+                "center",
+                "--output",
+                str(out2),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
+    assert sorted(p.name for p in out2.iterdir()) == ["other.png", "photo.png"]
+
+
+@pytest.mark.parametrize(
+    "names,phrase",
+    [
+        (["photo.png", "photo.jpg"], "photo.jpg and photo.png"),  # which one is the mask?
+        (["photo.png", "photo_mask.png", "photo.mask.png"], "photo.mask.png, photo_mask.png"),  # two masks
+        (["photo.png", "holiday.png", "holiday_mask.png"], "photo.png"),  # an image is never its own mask
+    ],
+    ids=["same-stem", "two-masks", "no-mask"],
+)
+def test_same_folder_ambiguity_is_an_error_naming_the_files(names, phrase, generator_file, tmp_path, capsys):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i, name in enumerate(names):
+        rgba_image(20, 16, seed=i).convert("RGB").save(folder / name)
+    args = ["--checkpoint", str(generator_file), "--image", str(folder), "--mask", str(folder)]
+    with pytest.raises(SystemExit) as info:
+        main([*args, "--output", str(tmp_path / "out")])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert phrase in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_memory_guard_refuses_before_running(generator_file, monkeypatch, tmp_path, capsys):
+    """Item 5: the peak is estimated from the size and compared with the free memory, before the network runs."""
+    import dmfn_lightning.inpainting as inpainting
+
+    monkeypatch.setattr(inpainting, "available_memory", lambda device: 64 * 2**20)  # 64 MiB free
+    hole = np.ones((600, 800), dtype=bool)
+    with pytest.raises(InpaintError, match="working_size=") as info:
+        inpaint(Forbidden(), rgba_image(800, 600), hole)
+    assert "needs about" in str(info.value) and "--working-size" in str(info.value)
+    spy = Spy()
+    inpaint(spy, rgba_image(800, 600), hole, working_size=64)  # a working size that fits runs
+    rgba_image(800, 600).save(tmp_path / "big.png")
+    args = ["--checkpoint", str(generator_file), "--image", str(tmp_path / "big.png"), "--mask-type", "center"]
+    with pytest.raises(SystemExit) as exit_info:
+        main([*args, "--output", str(tmp_path / "out"), "--quiet"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "--working-size" in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_huge_working_size_is_refused_clearly(generator_file, tmp_path, capsys):
+    """Item 5: --working-size 100000 would need terabytes: refused with a size that fits, no allocation traceback."""
+    rgba_image(40, 30).save(tmp_path / "photo.png")
+    args = ["--checkpoint", str(generator_file), "--image", str(tmp_path / "photo.png"), "--mask-type", "center"]
+    with pytest.raises(SystemExit) as info:
+        main([*args, "--output", str(tmp_path / "out"), "--working-size", "100000", "--quiet"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert "--working-size 100000" in err and "TiB" in err and "smaller --working-size" in err
+    with pytest.raises(InpaintError, match="working-size"):
+        inpaint(Forbidden(), rgba_image(40, 30), np.ones((30, 40), dtype=bool), working_size=100000)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB"),
+        RuntimeError("DefaultCPUAllocator: not enough memory: you tried to allocate 96000000000 bytes."),
+        MemoryError(),
+    ],
+    ids=["cuda", "cpu", "python"],
+)
+def test_out_of_memory_becomes_a_clean_error(error):
+    """Item 5: an allocation that still fails is an InpaintError that suggests a working size."""
+
+    class Oom(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.weight = nn.Parameter(torch.zeros(()))
+
+        def forward(self, x):
+            raise error
+
+    with pytest.raises(InpaintError, match="out of memory") as info:
+        inpaint(Oom(), rgba_image(16, 12), np.ones((12, 16), dtype=bool))
+    assert "--working-size" in str(info.value)
+
+
+def test_output_that_is_an_existing_file_fails_before_loading_the_model(generator_file, monkeypatch, tmp_path, capsys):
+    """Item 6: an occupied --output is reported in one line, exit 2, before the model is loaded or run."""
+    import dmfn_lightning.models as models
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("the model must not be loaded")
+
+    monkeypatch.setattr(models, "load_generator", forbidden)
+    images, masks = make_folder(tmp_path)
+    occupied = tmp_path / "results.txt"
+    occupied.write_text("not a folder")
+    for output in (occupied, occupied / "sub"):
+        with pytest.raises(SystemExit) as info:
+            main([*cli(generator_file, images, output), "--mask", str(masks)])
+        assert info.value.code == 2
+        err = capsys.readouterr().err
+        assert "results.txt" in err and "folder" in err and "Traceback" not in err
+    assert occupied.read_text() == "not a folder"
+
+
+def test_read_only_output_folder_fails_before_loading_the_model(generator_file, monkeypatch, tmp_path, capsys):
+    from readonly import unwritable_folder
+
+    import dmfn_lightning.models as models
+
+    monkeypatch.setattr(models, "load_generator", lambda *a, **k: (_ for _ in ()).throw(AssertionError("loaded")))
+    images, masks = make_folder(tmp_path)
+    for output in (unwritable_folder(tmp_path), unwritable_folder(tmp_path) / "out"):
+        with pytest.raises(SystemExit) as info:
+            main([*cli(generator_file, images, output), "--mask", str(masks)])
+        assert info.value.code == 2
+        err = capsys.readouterr().err
+        assert "not writable" in err and "Traceback" not in err
+
+
+def nan_generator_file(tmp_path: Path) -> Path:
+    generator = small_generator(base_channels=8)
+    with torch.no_grad():
+        generator.decoder[-1].conv.weight.fill_(float("nan"))
+    return export_generator(generator, tmp_path / "nan_generator.pt")
+
+
+def test_nan_generator_is_reported_never_saved_as_black(tmp_path, capsys):
+    """Item 9: non-finite predictions raise from the API and fail the CLI; nothing is written."""
+    path = nan_generator_file(tmp_path)
+    hole = generate_mask("center", 32, 24)
+    with pytest.raises(InpaintError, match="NaN or infinite"):
+        inpaint(load_generator(path), rgba_image(32, 24), hole)
+    with pytest.raises(InpaintError, match="NaN or infinite"):
+        inpaint(load_generator(path), rgba_image(32, 24), hole, working_size=16)
+    rgba_image(32, 24).save(tmp_path / "photo.png")
+    with pytest.raises(SystemExit) as info:
+        main([*cli(path, tmp_path / "photo.png", tmp_path / "out"), "--mask-type", "center", "--quiet"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert "NaN or infinite" in err and "Traceback" not in err
+    assert not (tmp_path / "out" / "photo.png").exists()
+
+
+def test_unsafe_pickle_is_called_unsafe_not_corrupted(tmp_path, capsys):
+    """Item 10: torch 2.14's wording ("unsupported GLOBAL ... blocked") is recognised as an unsafe file."""
+    from dmfn_lightning.models import CheckpointError
+
+    torch.save({"state_dict": {"x": _Payload()}}, tmp_path / "evil.pt")
+    with pytest.raises(CheckpointError) as info:
+        load_generator(tmp_path / "evil.pt")
+    message = str(info.value)
+    assert "unsafe" in message and "posix.system" in message
+    assert "truncated" not in message and "corrupted" not in message
+    rgba_image(16, 12).save(tmp_path / "photo.png")
+    with pytest.raises(SystemExit):
+        main([*cli(tmp_path / "evil.pt", tmp_path / "photo.png", tmp_path / "out"), "--mask-type", "center"])
+    err = capsys.readouterr().err
+    assert "unsafe" in err and "corrupted" not in err
+
+
+def test_pickled_whole_module_gets_advice_that_works(tmp_path, monkeypatch):
+    """Item 10: for a pickled whole generator, the advice given (export_generator in Python) works."""
+    import re
+
+    from dmfn_lightning.models import CheckpointError
+
+    original = small_generator(base_channels=8)
+    torch.save(original, tmp_path / "whole.pt")
+    with pytest.raises(CheckpointError) as info:
+        load_generator(tmp_path / "whole.pt")
+    message = str(info.value)
+    assert "whole pickled model" in message and "DMFNGenerator" in message
+    assert "python -m dmfn_lightning.export" not in message  # export refuses the same file
+    code = re.search(r"`(import torch;[^`]+)`", message)[1]
+    monkeypatch.chdir(tmp_path)
+    exec(code, {})  # what the user is told to run, in the current folder
+    converted = load_generator(tmp_path / "generator.pt")
+    for a, b in zip(original.state_dict().values(), converted.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+class _Payload:
+    def __reduce__(self):
+        import os
+
+        return (os.system, ("true",))
+
+
+def test_random_box_on_a_very_thin_image_never_gives_an_empty_hole(generator_file, tmp_path, capsys):
+    """Item 11: a 3x5000 image with --mask-type random_box: an error, or a real hole, never a silent no-op."""
+    try:
+        hole = generate_mask("random_box", 5000, 3, seed=0)
+    except InpaintError as err:
+        assert "random_box" in str(err)
+    else:
+        assert hole.any()
+    rgba_image(5000, 3).save(tmp_path / "thin.png")
+    args = [*cli(generator_file, tmp_path / "thin.png", tmp_path / "out"), "--mask-type", "random_box", "--quiet"]
+    try:
+        code = main(args)
+    except SystemExit as err:
+        assert err.code == 2 and "random_box" in capsys.readouterr().err
+    else:
+        assert code == 0 and changed(tmp_path / "out" / "thin.png", tmp_path / "thin.png").any()
+
+
+def test_folder_as_checkpoint_says_it_is_a_folder(tmp_path, capsys):
+    """Item 12: not "does not exist" for a folder."""
+    (tmp_path / "run").mkdir()
+    export_generator(small_generator(base_channels=8), tmp_path / "run" / "generator.pt")
+    rgba_image(16, 12).save(tmp_path / "photo.png")
+    with pytest.raises(SystemExit):
+        main([*cli(tmp_path / "run", tmp_path / "photo.png", tmp_path / "out"), "--mask-type", "center"])
+    err = capsys.readouterr().err
+    assert "is a folder" in err and "generator.pt" in err and "does not exist" not in err
+
+
+def test_tensor_images_in_the_python_api(generator):
+    """Item 12: CHW / HWC tensors are accepted (uint8, or float in [0, 1]); other ranges are a clear error."""
+    src = np.asarray(rgba_image(24, 16).convert("RGB"))
+    hole = np.zeros((16, 24), dtype=bool)
+    hole[4:10, 6:14] = True
+    expected = np.asarray(inpaint(generator, src, hole))
+    chw = torch.from_numpy(src.copy()).permute(2, 0, 1)
+    for image in (chw, chw[None], torch.from_numpy(src.copy()), chw.float() / 255):
+        out = np.asarray(inpaint(generator, image, hole))
+        assert np.array_equal(out[~hole], src[~hole])
+        assert np.abs(out.astype(int) - expected.astype(int)).max() <= 1
+    assert np.array_equal(np.asarray(load_image(chw)), src)
+    with pytest.raises(InpaintError, match=r"\(x \+ 1\) / 2"):
+        inpaint(generator, chw.float() / 127.5 - 1, hole)
+    with pytest.raises(InpaintError, match="as an image"):
+        load_image(torch.zeros(2, 5, 16, 24))

@@ -5,9 +5,13 @@ and open http://127.0.0.1:7860. Needs the ``app`` extra: ``pip install 'dmfn_lig
 
 The page is a thin layer over the library's inpainting API (:mod:`dmfn_lightning.inpainting`): the same
 padding, working resolution and exact compositing as ``python -m dmfn_lightning.inpaint``. The hole is the union
-of what you paint with the brush, an optional uploaded mask image (white = hole) and an optional generated mask
-(centre box, random box or free-form strokes, as in training). Bad input (a file that is not an image, an empty
-mask, an image above the pixel limit) is reported in the page, never as a stack trace.
+of what you paint with the brush, an optional uploaded mask image and an optional generated mask (centre box,
+random box or free-form strokes, as in training). Brush layers and mask files are read with the library's one
+mask rule (:mod:`dmfn_lightning.holes`): painted pixels of a transparent layer, and white or any colour at 50 %
+or more (1 in a 0/1 mask) in an opaque mask. Bad input (a file that is not an image, an empty mask, an image above
+the pixel limit or the free memory, a broken generator returning NaN) is reported in the page, never as a stack
+trace. Before the model is loaded, the folder for the result PNGs (``--output-dir``, default a new temporary
+folder) and Gradio's own cache folder (``GRADIO_TEMP_DIR``) are checked to be writable.
 
 The work is split so it can be tested without a browser:
 
@@ -62,6 +66,7 @@ __all__ = [
     "build_app",
     "build_parser",
     "check_mask_upload",
+    "check_output_locations",
     "find_demo_checkpoint",
     "import_gradio",
     "inpaint_request",
@@ -125,21 +130,15 @@ def _editor_parts(editor_value: Any) -> tuple[Any, list[Any]]:
 def brush_hole(layers: Sequence[Any], size: tuple[int, int]) -> np.ndarray:
     """The painted pixels of the editor's layers as a bool ``[H, W]`` hole for an image of ``size = (W, H)``.
 
-    On a layer with alpha every stroke counts (alpha > 0), whatever its colour or opacity, antialiased edges
-    included; the eraser clears alpha. A layer without alpha is read like a mask file (white = hole).
+    Each layer is read like a mask file, with the one rule of :mod:`dmfn_lightning.holes`: on a layer with
+    transparency every stroke counts (alpha > 0), whatever its colour or opacity, antialiased edges included; the
+    eraser clears alpha. An opaque layer's holes are its white or coloured pixels (50 % or more).
     """
     width, height = size
     hole = np.zeros((height, width), dtype=bool)
     for layer in layers:
         if layer is None:
             continue
-        if isinstance(layer, str | os.PathLike):
-            with Image.open(layer) as img:
-                layer = img.copy()
-        if isinstance(layer, Image.Image) and ("A" in layer.getbands() or "transparency" in layer.info):
-            layer = np.asarray(layer.convert("RGBA"))
-        if isinstance(layer, np.ndarray) and layer.ndim == 3 and layer.shape[-1] == 4:
-            layer = layer[..., 3] > 0
         hole |= load_mask(layer, size, resize=True)
     return hole
 
@@ -213,7 +212,8 @@ def inpaint_request(
         generator: a loaded :class:`~dmfn_lightning.models.DMFNGenerator`.
         editor_value: the ``gr.ImageEditor`` value ``{"background", "layers", "composite"}`` (PIL images,
             arrays or paths), or just an image / path.
-        mask_file: an optional mask image (white = hole); resized (nearest) when its size differs.
+        mask_file: an optional mask image (white or coloured = hole, :mod:`dmfn_lightning.holes`); resized
+            (nearest) when its size differs.
         mask_kind: ``None``/``"none"`` or one of :data:`~dmfn_lightning.inpainting.MASK_KINDS` (or a label of
             :data:`MASK_CHOICES`): a generated hole added to the others.
         seed: seed of the generated mask.
@@ -249,7 +249,7 @@ def inpaint_request(
     if not hole.any():
         raise InpaintError(
             "The mask is empty: paint over the region to fill with the brush, upload a mask image "
-            "(white = hole), or pick a generated mask type."
+            "(white or coloured = hole), or pick a generated mask type."
         )
     if hole.all():
         notes.append("The whole image is masked: there is no known context, the result is the model's guess.")
@@ -304,7 +304,7 @@ def make_callback(
     """The button's function: ``(editor, mask_file, mask_kind, seed, device, precision, working_size)`` ->
     ``(result, hole preview, PNG path, summary)``. User errors become ``gr.Error``, notes ``gr.Warning``."""
     gr = import_gradio()
-    out_root = Path(output_dir) if output_dir else Path(tempfile.mkdtemp(prefix="dmfn_app_"))
+    out_root = Path(output_dir).expanduser() if output_dir else Path(tempfile.mkdtemp(prefix="dmfn_app_"))
 
     def run(editor_value, mask_file, mask_kind, seed, device, precision, working_size):
         try:
@@ -323,10 +323,15 @@ def make_callback(
             raise gr.Error(str(err), print_exception=False) from None
         for note in res.notes:
             gr.Warning(note)
-        out_root.mkdir(parents=True, exist_ok=True)
-        _prune(out_root)
-        png = Path(tempfile.mkdtemp(dir=out_root)) / "inpainted.png"
-        res.image.save(png)
+        try:
+            out_root.mkdir(parents=True, exist_ok=True)
+            _prune(out_root)
+            png = Path(tempfile.mkdtemp(dir=out_root)) / "inpainted.png"
+            res.image.save(png)
+        except OSError as err:
+            raise gr.Error(
+                f"Cannot save the result in {out_root}: {err.strerror or err}.", print_exception=False
+            ) from None
         summary = f"{res.summary} Device {device}, {precision}, " + (
             f"working size {int(working_size)}." if working_size else "full resolution."
         )
@@ -362,7 +367,7 @@ APP_CSS = """
 _INTRO = """\
 # DMFN inpainting
 Upload a photo, paint over what should disappear (the magenta brush), then press **Inpaint**.
-You can also upload a mask image (white = hole) or add a generated hole; all of them are combined.
+You can also upload a mask image (white or coloured = hole) or add a generated hole; all of them are combined.
 Known pixels are returned unchanged; only the hole is filled by the generator.
 """
 
@@ -376,13 +381,17 @@ def build_app(
     working_size: int | None = None,
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
     devices: Sequence[str] | None = None,
+    output_dir: str | os.PathLike | None = None,
 ) -> gr.Blocks:
-    """The page: editor and mask options on the left, result, hole preview and PNG download on the right."""
+    """The page: editor and mask options on the left, result, hole preview and PNG download on the right.
+
+    ``output_dir``: where the result PNGs offered for download are written (default: a new temporary folder).
+    """
     gr = import_gradio()
     devices = list(devices or available_devices())
     if device not in devices:
         devices.append(device)
-    callback = make_callback(generator, max_pixels=max_pixels)
+    callback = make_callback(generator, max_pixels=max_pixels, output_dir=output_dir)
     config = getattr(generator, "config", {})
     model_line = f"Model: `{Path(checkpoint).name if checkpoint else 'generator'}`" + (
         f" ({config.get('block')} blocks x {config.get('num_blocks')}, {config.get('base_channels')} channels)"
@@ -406,7 +415,7 @@ def build_app(
                     elem_id="editor",
                 )
                 mask_file = gr.File(
-                    label="Mask image (optional, white = hole; resized if its size differs)",
+                    label="Mask image (optional, white or coloured = hole; resized if its size differs)",
                     type="filepath",
                     height=120,
                     elem_id="mask-file",
@@ -509,6 +518,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="default working resolution (longer side, px); 0 = full resolution",
     )
     parser.add_argument(
+        "--output-dir",
+        metavar="DIR",
+        help="folder for the result PNGs offered for download (created; default: a new temporary folder)",
+    )
+    parser.add_argument(
         "--max-pixels",
         type=_positive_int,
         default=DEFAULT_MAX_PIXELS,
@@ -535,9 +549,22 @@ def _load_generator(checkpoint: str | None):
         raise DMFNError(f"{err}\n{CHECKPOINT_HELP}") from err
 
 
+def check_output_locations(output_dir: str | os.PathLike | None) -> None:
+    """Before any work: ``output_dir`` (if given) and Gradio's cache folder must be writable folders; raises
+    :class:`~dmfn_lightning.inpainting.OutputPathError` with a one-line reason."""
+    from dmfn_lightning.inpainting import check_output_folder
+
+    if output_dir:
+        check_output_folder(output_dir, "--output-dir")
+    # Gradio copies every result into its cache (GRADIO_TEMP_DIR, default <temp>/gradio) before serving it.
+    cache = os.environ.get("GRADIO_TEMP_DIR") or str(Path(tempfile.gettempdir()) / "gradio")
+    check_output_folder(cache, "Gradio's cache folder (GRADIO_TEMP_DIR)")
+
+
 @exit_on_user_error
 def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
+    check_output_locations(args.output_dir)  # before Gradio is imported and the model loaded
     import_gradio()  # fail fast, before loading the model
     from dmfn_lightning.inpainting import resolve_device
 
@@ -550,6 +577,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         precision=args.precision,
         working_size=args.working_size or None,
         max_pixels=args.max_pixels or None,
+        output_dir=args.output_dir,
     )
     demo.queue(default_concurrency_limit=1).launch(
         server_name=args.host,

@@ -6,13 +6,18 @@
     python -m dmfn_lightning.export --checkpoint generator.pt --output exported/ --format onnx --opset 18
 
 Formats (all take the generator's 4-channel input ``cat([image * (1 - mask), mask])`` ``[N, 4, H, W]`` with the
-image in [-1, 1] and 1 = hole, and return the raw prediction ``[N, 3, H, W]`` in [-1, 1]; composite it yourself,
-``mask * out + (1 - mask) * image``, and pad H and W to multiples of 4 first, as
-:func:`dmfn_lightning.inpainting.run_generator` does):
+image in [-1, 1] and 1 = hole, and return the raw prediction ``[N, 3, H, W]`` in [-1, 1], the input's size;
+composite it yourself, ``mask * out + (1 - mask) * image``):
 
-* ``torchscript`` -> ``generator.torchscript.pt`` (``torch.jit.trace``; the network has no data-dependent control
-  flow, so the trace is valid for every batch size, height and width; ``torch.jit.script`` cannot compile the
-  blocks' ``ModuleList`` indexing). Load with ``torch.jit.load``.
+* **Any height and width.** The network needs H and W divisible by 4 (the eager generator refuses other sizes).
+  The TorchScript and ONNX files pad their input inside the model, by reflection at the bottom and right, to the
+  next multiples of 4 and crop the prediction back (:class:`PadToMultipleOf4`, exactly what
+  :func:`dmfn_lightning.inpainting.run_generator` does), so a 150x200 input gives a 150x200 output; sides must be
+  at least 4. ``pt2`` and ``generator`` keep the eager model's check and refuse such sizes.
+* ``torchscript`` -> ``generator.torchscript.pt``: the network is traced (``torch.jit.trace``; it has no
+  data-dependent control flow, so the trace is valid for every batch size, height and width; ``torch.jit.script``
+  cannot compile the blocks' ``ModuleList`` indexing) and wrapped in the scripted padding. Load with
+  ``torch.jit.load``.
 * ``onnx`` -> ``generator.onnx``, one self-contained file with dynamic batch, height and width. By default the
   ``torch.export``-based exporter (``dynamo=True``, its default opset: 20 with torch 2.14) is used;
   ``--onnx-exporter torchscript`` selects the legacy exporter (``dynamo=False``, opset 17). Both handle
@@ -24,10 +29,16 @@ image in [-1, 1] and 1 = hole, and return the raw prediction ``[N, 3, H, W]`` in
 * ``generator`` -> ``generator.pt``: the library's own weights + config file (``load_generator``).
 
 After writing, every exported model is loaded back and compared with the PyTorch generator at two resolutions
-(default 256x256 and 192x320, batch 2); the maximum absolute difference is printed and must be below
-``--tolerance`` (1e-4). ONNX is checked with onnxruntime when it is installed (``pip install
+(default 256x256 and 192x320, batch 2), and the TorchScript and ONNX files also at a size that is not a
+multiple of 4 (the first size less 2 rows and 1 column); the maximum absolute difference is printed and must be
+at most ``--tolerance`` (1e-4, not negative). ONNX is checked with onnxruntime when it is installed (``pip install
 'dmfn_lightning[export]'``), otherwise that check is skipped with a message. A JSON report is written beside the
 files (``export.json``).
+
+Before the model is loaded, ``--output`` is checked: an existing file or a read-only folder is an error, and so
+is an output folder whose ``generator.pt`` is the checkpoint being exported (it would be overwritten, losing its
+metadata). The ``generator.pt`` written keeps the source's provenance: ``metadata.source`` and, when the source
+has metadata (an exported generator's, a Lightning checkpoint's step), ``metadata.source_metadata``.
 """
 
 from __future__ import annotations
@@ -121,12 +132,42 @@ def with_two_stage_instance_norm(generator: nn.Module) -> nn.Module:
     return model
 
 
+class PadToMultipleOf4(nn.Module):
+    """Runs ``generator`` on any H x W: reflect-pads the input at the bottom/right to multiples of 4 and crops the
+    prediction back to H x W, as :func:`dmfn_lightning.inpainting.run_generator` does (sides of at least 4).
+
+    The pad amounts are computed from the input's shape inside the graph (scripted for TorchScript, symbolic for
+    the ONNX exporters), so an exported model keeps its input's size instead of returning a 152-row prediction
+    for 150 rows.
+    """
+
+    def __init__(self, generator: nn.Module) -> None:
+        super().__init__()
+        self.generator = generator
+
+    def forward(self, x: Tensor) -> Tensor:
+        height, width = x.shape[-2], x.shape[-1]
+        pad_h = (4 - height % 4) % 4
+        pad_w = (4 - width % 4) % 4
+        padded = nn.functional.pad(x, (0, pad_w, 0, pad_h), mode="reflect")
+        return self.generator(padded)[:, :, :height, :width]
+
+
+def padded_reference(generator: nn.Module, x: Tensor) -> Tensor:
+    """``generator``'s prediction for ``x`` of any size, padded and cropped as :class:`PadToMultipleOf4` does."""
+    with torch.no_grad():
+        return PadToMultipleOf4(generator)(x).float()
+
+
 def export_torchscript(generator: nn.Module, path: str | Path) -> Path:
-    """Trace the generator to TorchScript and save it (valid for any batch size, H and W divisible by 4)."""
+    """Trace the generator to TorchScript, wrap it in the scripted :class:`PadToMultipleOf4` and save it (valid
+    for any batch size, height and width)."""
     path = Path(path)
     with _quiet_export_warnings(), torch.no_grad():
         traced = torch.jit.trace(generator.eval(), example_input(_EXAMPLE_SHAPE[0], *_EXAMPLE_SHAPE[2:]))
-    traced.save(str(path))
+        # Scripted, not traced: a trace would freeze the pad amounts of the example input (zero).
+        model = torch.jit.script(PadToMultipleOf4(traced))
+    model.save(str(path))
     return path
 
 
@@ -137,7 +178,8 @@ def export_onnx(
     exporter: str = "dynamo",
     native_instance_norm: bool = False,
 ) -> Path:
-    """Export the generator to one ONNX file with dynamic batch, height and width.
+    """Export the generator to one ONNX file with dynamic batch, height and width (any H and W: the input is padded
+    to multiples of 4 inside the graph and the prediction cropped back, :class:`PadToMultipleOf4`).
 
     Unless ``native_instance_norm``, instance normalisation is exported as two-stage reductions
     (:class:`TwoStageInstanceNorm`) so that onnxruntime matches PyTorch within 1e-4 (measured ~2e-5 for the
@@ -147,6 +189,7 @@ def export_onnx(
     path = Path(path)
     if not native_instance_norm:
         generator = with_two_stage_instance_norm(generator)
+    generator = PadToMultipleOf4(generator)
     if exporter not in ("dynamo", "torchscript"):
         raise ExportError(f"--onnx-exporter must be 'dynamo' or 'torchscript', got {exporter!r}")
     try:
@@ -205,6 +248,8 @@ def export_pt2(generator: nn.Module, path: str | Path) -> Path:
 
 
 def _reference(generator: nn.Module, x: Tensor) -> Tensor:
+    if x.shape[-2] % 4 or x.shape[-1] % 4:
+        return padded_reference(generator, x)
     with torch.no_grad():
         return generator(x).float()
 
@@ -213,7 +258,7 @@ def verify(
     generator: nn.Module, fmt: str, path: Path, sizes: Sequence[tuple[int, int]], batch: int = 2
 ) -> list[float] | None:
     """Max |exported - PyTorch| at each (H, W) in ``sizes``; ``None`` when it cannot be checked here (ONNX without
-    onnxruntime)."""
+    onnxruntime). Sizes that are not multiples of 4 are compared with :func:`padded_reference`."""
     if fmt == "onnx":
         try:
             import onnxruntime as ort
@@ -281,17 +326,24 @@ def export(
     log=print,
 ) -> dict[str, Any]:
     """Export ``generator`` in ``formats`` into ``output`` and verify each file; returns the report (also written
-    to ``<output>/export.json``). Raises :class:`ExportError` when an export differs by more than ``tolerance``."""
+    to ``<output>/export.json``). Raises :class:`ExportError` when an export differs by more than ``tolerance``
+    (a number >= 0), and :class:`~dmfn_lightning.inpainting.OutputPathError` before any work when ``output``
+    cannot be written."""
+    from dmfn_lightning.inpainting import check_output_folder
     from dmfn_lightning.models import export_generator
 
     unknown = [f for f in formats if f not in FORMATS]
     if unknown:
         raise ExportError(f"unknown format(s) {unknown}; choose from {', '.join(FORMATS)}")
+    check_tolerance(tolerance)
     for height, width in verify_sizes:
         if height % 4 or width % 4 or min(height, width) < 8:
             raise ExportError(f"verification size {height}x{width} must be at least 8 and divisible by 4")
-    out_dir = Path(output)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = check_output_folder(output, "--output")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ExportError(f"cannot create --output {str(out_dir)!r}: {err.strerror or err}") from err
     generator = generator.cpu().eval()
     report: dict[str, Any] = {
         "generator": dict(getattr(generator, "config", {})),
@@ -304,14 +356,17 @@ def export(
     failures = []
     for fmt in dict.fromkeys(formats):
         path = out_dir / FILENAMES[fmt]
-        if fmt == "torchscript":
-            export_torchscript(generator, path)
-        elif fmt == "onnx":
-            export_onnx(generator, path, opset, onnx_exporter, onnx_native_instance_norm)
-        elif fmt == "pt2":
-            export_pt2(generator, path)
-        else:
-            export_generator(generator, path, metadata=metadata)
+        try:
+            if fmt == "torchscript":
+                export_torchscript(generator, path)
+            elif fmt == "onnx":
+                export_onnx(generator, path, opset, onnx_exporter, onnx_native_instance_norm)
+            elif fmt == "pt2":
+                export_pt2(generator, path)
+            else:
+                export_generator(generator, path, metadata={**(metadata or {}), "exported_by": "dmfn_lightning.export"})
+        except OSError as err:
+            raise ExportError(f"cannot write {path}: {err.strerror or err}") from err
         entry: dict[str, Any] = {"file": str(path), "bytes": path.stat().st_size}
         if fmt == "onnx":
             import onnx
@@ -320,25 +375,59 @@ def export(
             entry["opset"] = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
             entry["exporter"] = onnx_exporter
             entry["instance_norm"] = "native" if onnx_native_instance_norm else "two-stage reductions"
-        diffs = verify(generator, fmt, path, verify_sizes)
+        sizes = list(verify_sizes)
+        if fmt in ("torchscript", "onnx"):  # these two pad inside the model: check a size that needs it
+            sizes.append((verify_sizes[0][0] - 2, verify_sizes[0][1] - 1))
+        diffs = verify(generator, fmt, path, sizes)
         if diffs is None:
             entry["verified"] = "skipped: onnxruntime is not installed (pip install 'dmfn_lightning[export]')"
             log(f"{fmt:12s} {path}  (check skipped: onnxruntime is not installed)")
         else:
-            entry["max_abs_diff"] = {f"{h}x{w}": d for (h, w), d in zip(verify_sizes, diffs)}
+            entry["max_abs_diff"] = {f"{h}x{w}": d for (h, w), d in zip(sizes, diffs)}
             entry["verified"] = all(d <= tolerance for d in diffs)
-            shown = ", ".join(f"{h}x{w}: {d:.2e}" for (h, w), d in zip(verify_sizes, diffs))
+            shown = ", ".join(f"{h}x{w}: {d:.2e}" for (h, w), d in zip(sizes, diffs))
             log(f"{fmt:12s} {path}  max |diff| vs PyTorch: {shown}  {'OK' if entry['verified'] else 'FAILED'}")
             if not entry["verified"]:
                 failures.append(f"{fmt} ({shown})")
         report["formats"][fmt] = entry
-    (out_dir / "export.json").write_text(json.dumps(report, indent=2) + "\n")
+    try:
+        (out_dir / "export.json").write_text(json.dumps(report, indent=2) + "\n")
+    except OSError as err:
+        raise ExportError(f"cannot write {out_dir / 'export.json'}: {err.strerror or err}") from err
     if failures:
         raise ExportError(
             f"exported model(s) differ from PyTorch by more than {tolerance:g}: {'; '.join(failures)} "
             f"(report: {out_dir / 'export.json'})"
         )
     return report
+
+
+def check_tolerance(tolerance: float) -> float:
+    """``tolerance`` if it is a number >= 0, else :class:`ExportError` (a negative one would fail every check,
+    even a zero difference)."""
+    if not isinstance(tolerance, int | float) or not tolerance >= 0:  # "not >=" also catches NaN
+        raise ExportError(f"--tolerance must be a number >= 0 (max |exported - PyTorch|), got {tolerance}")
+    return float(tolerance)
+
+
+def _tolerance(text: str) -> float:
+    try:
+        return check_tolerance(float(text))
+    except (ValueError, ExportError) as err:
+        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text!r}") from err
+
+
+def check_source_not_overwritten(checkpoint: str | Path, output: str | Path, formats: Sequence[str]) -> None:
+    """Refuse an ``output`` folder where the export would overwrite the checkpoint being exported (its
+    ``generator.pt``, and with it the file's metadata, e.g. the training iteration)."""
+    for fmt in formats:
+        target = Path(output).expanduser() / FILENAMES.get(fmt, "")
+        if target.is_file() and target.resolve() == Path(checkpoint).expanduser().resolve():
+            raise ExportError(
+                f"--output {str(output)!r} holds the checkpoint being exported: writing {target.name} there would "
+                "overwrite it (and lose its metadata). Choose another --output folder"
+                + (", or leave out --format generator" if fmt == "generator" else "")
+            )
 
 
 def _parse_size(text: str) -> tuple[int, int]:
@@ -385,7 +474,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="HxW",
         help="resolutions of the numerical check (default: 256x256 192x320)",
     )
-    parser.add_argument("--tolerance", type=float, default=1e-4, help="max |exported - PyTorch| (default 1e-4)")
+    parser.add_argument(
+        "--tolerance", type=_tolerance, default=1e-4, help="max |exported - PyTorch|, >= 0 (default 1e-4)"
+    )
     parser.add_argument("--no-ema", action="store_true", help="export the raw generator of a Lightning checkpoint")
     return parser
 
@@ -393,10 +484,17 @@ def build_parser() -> argparse.ArgumentParser:
 @exit_on_user_error
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point (``dmfn-export``)."""
+    from dmfn_lightning.inpainting import check_output_folder
     from dmfn_lightning.models import load_generator
 
     args = build_parser().parse_args(argv)
+    # Before the model is loaded: a bad --output fails in a second, not after the export.
+    check_output_folder(args.output, "--output")
+    check_source_not_overwritten(args.checkpoint, args.output, args.format)
     generator = load_generator(args.checkpoint, map_location="cpu", prefer_ema=not args.no_ema)
+    metadata: dict[str, Any] = {"source": str(args.checkpoint)}
+    if getattr(generator, "metadata", None):
+        metadata["source_metadata"] = dict(generator.metadata)  # provenance of the source travels with the copy
     export(
         generator,
         args.output,
@@ -406,7 +504,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         onnx_native_instance_norm=args.onnx_native_instancenorm,
         verify_sizes=args.verify_sizes,
         tolerance=args.tolerance,
-        metadata={"source": str(args.checkpoint)},
+        metadata=metadata,
     )
     return 0
 

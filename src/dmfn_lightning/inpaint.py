@@ -8,23 +8,38 @@
 
 ``--checkpoint`` is an exported generator (``generator.pt`` of a training run, or ``dmfn_lightning.export``), a
 Lightning checkpoint of :class:`~dmfn_lightning.module.DMFNModule`, or the authors' released generator weights.
-``--image`` and ``--mask`` take a file or a folder; masks in a folder are matched to images by file stem
-(``photo.jpg`` <- ``photo.png`` or ``photo_mask.png``); white = hole. Outputs are ``<output>/<stem>.png`` at the
-original size, known pixels bit-identical to the input (see :mod:`dmfn_lightning.inpainting`).
+``--image`` and ``--mask`` take a file or a folder; masks in a folder are matched to images by file name
+(:data:`MASK_NAME_PATTERNS`: ``photo.jpg`` <- ``photo.png`` in another folder, or ``photo_mask.png``,
+``photo-mask.png``, ``photo.mask.png``, ``mask_photo.png``, ``mask-photo.png``; "mask" in any letter case).
+Images and masks may share one folder (``--image photos/ --mask photos/``): a file named like the mask of another
+image in its folder is a mask and never an input, in that case and whenever an image folder holds masks; a file
+is never its own mask, and an image with two masks, or two files that differ only in their extension in a shared
+folder, are errors that name the files. Which mask pixels are holes is the rule of :mod:`dmfn_lightning.holes`
+(white or any colour at 50 % or more, 1 in 0/1 masks, painted pixels of a transparent layer).
+
+Outputs are ``<output>/<stem>.png`` at the original size, known pixels bit-identical to the input (see
+:mod:`dmfn_lightning.inpainting`). Before any work the output folder is checked (an existing file or a read-only
+folder is an error), and before the network runs the memory it needs is checked against what the device has
+free (too large an image is refused with a ``--working-size`` that fits). Bad input exits with status 2 and a
+one-line message.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from dmfn_lightning.errors import exit_on_user_error
-from dmfn_lightning.inpainting import MASK_KINDS, PRECISIONS, InpaintError
+from dmfn_lightning.holes import MASK_FILE_EXTENSIONS
+from dmfn_lightning.inpainting import MASK_KINDS, PRECISIONS, InpaintError, OutputPathError, check_output_folder
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
-MASK_SUFFIXES = ("_mask",)  # photo.jpg <- photo.png, or photo_mask.png
+IMAGE_SUFFIXES = MASK_FILE_EXTENSIONS  # images and masks: the same file types
+# How a mask file may be named after its image <stem>: "<stem>" itself only in another folder (see match_masks).
+MASK_NAME_PATTERNS = ("<stem>_mask", "<stem>-mask", "<stem>.mask", "mask_<stem>", "mask-<stem>")
+_MASK_NAME_SUFFIXES = ("_mask", "-mask", ".mask")
+_MASK_NAME_PREFIXES = ("mask_", "mask-")
 # Images per forward pass are limited so that B * H * W stays below this (large photos go one at a time).
 MAX_BATCH_PIXELS = 4 * 512 * 512
 
@@ -32,7 +47,9 @@ MAX_BATCH_PIXELS = 4 * 512 * 512
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m dmfn_lightning.inpaint",
-        description="Fill holes in your own images with a trained DMFN generator (white mask pixels = hole).",
+        description="Fill holes in your own images with a trained DMFN generator. Mask pixels that are white or "
+        "any colour at 50% or more of full scale are holes (1 in 0/1 masks; on a transparent layer, the painted "
+        "pixels).",
     )
     parser.add_argument(
         "--checkpoint",
@@ -43,7 +60,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--image", required=True, metavar="PATH", help="an image file or a folder of images")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument(
-        "--mask", metavar="PATH", help="a mask file (used for every image) or a folder of masks matched by file stem"
+        "--mask",
+        metavar="PATH",
+        help="a mask file (used for every image) or a folder of masks matched by name: <stem>.<ext> (another "
+        "folder only), <stem>_mask, <stem>-mask, <stem>.mask, mask_<stem>, mask-<stem>; may be the --image folder",
     )
     source.add_argument("--mask-type", choices=MASK_KINDS, help="generate a mask of this type instead")
     parser.add_argument("--output", required=True, metavar="DIR", help="output folder (created); <stem>.png each")
@@ -75,33 +95,89 @@ def _list_folder(folder: Path, suffixes: Sequence[str]) -> list[Path]:
     )
 
 
+def mask_owner(stem: str) -> str | None:
+    """The image stem that a mask named ``stem`` belongs to (``photo_mask`` -> ``photo``, ``mask_photo`` ->
+    ``photo``; :data:`MASK_NAME_PATTERNS`, "mask" in any letter case), or ``None`` for any other name."""
+    low = stem.lower()
+    for suffix in _MASK_NAME_SUFFIXES:
+        if low.endswith(suffix) and len(stem) > len(suffix):
+            return stem[: -len(suffix)]
+    for prefix in _MASK_NAME_PREFIXES:
+        if low.startswith(prefix) and len(stem) > len(prefix):
+            return stem[len(prefix) :]
+    return None
+
+
+def split_masks(files: Sequence[Path]) -> tuple[list[Path], list[Path]]:
+    """(images, masks) of the files of one folder: a file named like the mask of another file there
+    (``photo_mask.png`` beside ``photo.jpg``) is a mask, everything else an image."""
+    stems = {p.stem for p in files}
+    images, masks = [], []
+    for path in files:
+        owner = mask_owner(path.stem)
+        (masks if owner is not None and owner != path.stem and owner in stems else images).append(path)
+    return images, masks
+
+
 def find_images(path: Path) -> list[Path]:
-    """The image file, or the images directly inside the folder (sorted)."""
+    """The image file, or the images directly inside the folder (sorted), without the mask files in it."""
     if path.is_file():
         return [path]
     if not path.exists():
         raise InpaintError(f"--image {str(path)!r} does not exist")
-    images = _list_folder(path, IMAGE_SUFFIXES)
+    images, _ = split_masks(_list_folder(path, IMAGE_SUFFIXES))
     if not images:
         raise InpaintError(f"--image folder {str(path)!r} has no images ({', '.join(IMAGE_SUFFIXES)})")
     return images
 
 
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve()
+    except OSError:
+        return False
+
+
 def match_masks(images: Sequence[Path], mask: Path) -> list[Path]:
-    """The mask of each image: ``mask`` itself if it is a file, else the file in ``mask`` with the image's stem
-    (or ``<stem>_mask``). Raises :class:`InpaintError` listing every image without a mask."""
+    """The mask of each image: ``mask`` itself if it is a file, else the file in the folder ``mask`` named
+    ``<stem>`` (only when ``mask`` is not the images' own folder) or like :data:`MASK_NAME_PATTERNS`.
+
+    Raises :class:`InpaintError` listing every image without a mask, naming an image with several masks, and
+    naming the files when images and masks share a folder and two of them differ only in their extension (which
+    one would be the mask?). An image is never its own mask.
+    """
     if mask.is_file():
+        for image in images:
+            if _same_file(image, mask):
+                raise InpaintError(f"--mask {mask} is the input image itself; give the mask file")
         return [mask] * len(images)
     if not mask.exists():
         raise InpaintError(f"--mask {str(mask)!r} does not exist")
+    files = _list_folder(mask, IMAGE_SUFFIXES)
+    shared = any(_same_file(image.parent, mask) for image in images)
     by_stem: dict[str, list[Path]] = {}
-    for path in _list_folder(mask, IMAGE_SUFFIXES):
+    for path in files:
         by_stem.setdefault(path.stem, []).append(path)
+    if shared:
+        clashes = [group for stem, group in by_stem.items() if len(group) > 1 and mask_owner(stem) is None]
+        if clashes:
+            names = "; ".join(" and ".join(p.name for p in group) for group in clashes[:5])
+            raise InpaintError(
+                f"images and masks share the folder {mask}, but {names} differ only in their extension: which is "
+                f"the image and which the mask? Name masks {' or '.join(MASK_NAME_PATTERNS)} (e.g. "
+                f"{clashes[0][0].stem}_mask.png), or keep them in another folder"
+            )
+    by_owner: dict[str, list[Path]] = {}
+    for path in files:
+        owner = mask_owner(path.stem)
+        if owner is not None:
+            by_owner.setdefault(owner, []).append(path)
     matched, missing = [], []
     for image in images:
-        candidates = [image.stem] + [image.stem + s for s in MASK_SUFFIXES]
-        found = next((by_stem[c] for c in candidates if c in by_stem), None)
-        if found is None:
+        found = [] if shared else list(by_stem.get(image.stem, []))
+        found += by_owner.get(image.stem, [])
+        found = [p for p in found if not _same_file(p, image)]  # never its own mask
+        if not found:
             missing.append(image.name)
             continue
         if len(found) > 1:
@@ -111,30 +187,50 @@ def match_masks(images: Sequence[Path], mask: Path) -> list[Path]:
         matched.append(found[0])
     if missing:
         shown = ", ".join(missing[:10]) + (f", ... ({len(missing) - 10} more)" if len(missing) > 10 else "")
+        looked = ("" if shared else "<stem>.<ext>, ") + ", ".join(f"{p}.<ext>" for p in MASK_NAME_PATTERNS)
         raise InpaintError(
-            f"{len(missing)} of {len(images)} images have no mask in {mask} (looked for <stem>.<ext> and "
-            f"<stem>_mask.<ext>): {shown}"
+            f"{len(missing)} of {len(images)} images have no mask in {mask} (looked for {looked}): {shown}"
         )
     return matched
 
 
 def output_paths(images: Sequence[Path], output: Path) -> list[Path]:
-    """``<output>/<stem>.png`` per image (or ``output`` itself for one image and a ``.png`` path)."""
-    if len(images) == 1 and output.suffix.lower() == ".png" and not output.is_dir():
+    """``<output>/<stem>.png`` per image (or ``output`` itself for one image and a ``.png`` path).
+
+    Checked before any work: ``output`` must be (or be creatable as) a writable folder, not an existing file
+    (except the ``.png`` target of a single image), and no output may be an existing folder or an input image.
+    Raises :class:`~dmfn_lightning.inpainting.OutputPathError` or :class:`InpaintError`.
+    """
+    single_file = len(images) == 1 and output.suffix.lower() == ".png" and not output.is_dir()
+    if single_file:
+        check_output_folder(output.parent, f"--output {str(output)!r}: the folder")
         paths = [output]
     else:
+        if output.is_file():
+            raise OutputPathError(
+                f"--output {str(output)!r} is an existing file; expected a folder"
+                + (" (or a .png path for a single image)" if len(images) == 1 else "")
+            )
+        check_output_folder(output, "--output")
         paths = [output / f"{image.stem}.png" for image in images]
     seen: dict[Path, Path] = {}
     for image, out in zip(images, paths):
         if out in seen:
             raise InpaintError(f"{seen[out].name} and {image.name} would both be written to {out}; rename one")
-        if out.exists() and out.resolve() == image.resolve():
+        if out.is_dir():
+            raise OutputPathError(f"the output {out} is an existing folder; remove it or choose another --output")
+        if out.exists() and _same_file(out, image):
             raise InpaintError(f"the output {out} is the input image itself; choose another --output")
         seen[out] = image
     return paths
 
 
-def check_mask_sizes(images, sizes, masks, read_size) -> None:
+def check_mask_sizes(
+    images: Sequence[Path],
+    sizes: Sequence[tuple[int, int]],
+    masks: Sequence[Path | None],
+    read_size: Callable[[Path], tuple[int, int]],
+) -> None:
     """Fail before any work when a mask file's size differs from its image's (headers only)."""
     wrong = []
     for image, size, mask in zip(images, sizes, masks):
@@ -148,6 +244,10 @@ def check_mask_sizes(images, sizes, masks, read_size) -> None:
         )
 
 
+def _skipped_masks(path: Path) -> list[Path]:
+    return split_masks(_list_folder(path, IMAGE_SUFFIXES))[1] if path.is_dir() else []
+
+
 def run(args: argparse.Namespace) -> list[Path]:
     """Inpaint every image named by ``args``; returns the written paths."""
     from rich.console import Console
@@ -156,11 +256,13 @@ def run(args: argparse.Namespace) -> list[Path]:
     from dmfn_lightning.data.datasets import read_size
     from dmfn_lightning.inpainting import (
         batches_by_size,
+        check_memory,
         generate_mask,
         inpaint_batch,
         load_image,
         load_mask,
         resolve_device,
+        save_png,
     )
     from dmfn_lightning.models import load_generator
 
@@ -168,21 +270,29 @@ def run(args: argparse.Namespace) -> list[Path]:
         raise InpaintError(f"--batch-size must be at least 1, got {args.batch_size}")
     if args.working_size is not None and args.working_size < 8:
         raise InpaintError(f"--working-size must be at least 8, got {args.working_size}")
-    images = find_images(Path(args.image).expanduser())
+    image_arg = Path(args.image).expanduser()
+    images = find_images(image_arg)
+    outputs = output_paths(images, Path(args.output).expanduser())  # before any work: fail fast on a bad --output
     masks = match_masks(images, Path(args.mask).expanduser()) if args.mask else [None] * len(images)
-    outputs = output_paths(images, Path(args.output).expanduser())
     device = resolve_device(args.device)
-    generator = load_generator(args.checkpoint, map_location=device, prefer_ema=not args.no_ema)
     sizes = [read_size(p) for p in images]  # headers only: batches are formed before decoding anything
     if not args.resize_mask:
         check_mask_sizes(images, sizes, masks, read_size)
+    generator = load_generator(args.checkpoint, map_location=device, prefer_ema=not args.no_ema)
+    for width, height in sorted(set(sizes), key=lambda s: s[0] * s[1], reverse=True):
+        # One image of every size must fit before anything runs (batches are then cut to what fits).
+        check_memory(generator, height, width, working_size=args.working_size, device=device)
 
     console = Console(stderr=True)
+    skipped = _skipped_masks(image_arg)
+    if skipped and not args.quiet:
+        names = ", ".join(p.name for p in skipped[:5]) + (", ..." if len(skipped) > 5 else "")
+        console.print(f"not inpainting {len(skipped)} mask file(s) found among the images: {names}")
     written: list[Path] = []
     columns = (TextColumn("inpainting"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, console=console, disable=args.quiet) as progress:
         task = progress.add_task("inpaint", total=len(images))
-        for group in _pixel_limited(batches_by_size(images, sizes, args.batch_size), sizes):
+        for group in _pixel_limited(batches_by_size(images, sizes, args.batch_size), sizes, generator, args, device):
             pictures, holes = [], []
             for i in group:
                 picture = load_image(images[i])
@@ -201,9 +311,7 @@ def run(args: argparse.Namespace) -> list[Path]:
                 precision=args.precision,
             )
             for i, result in zip(group, results):
-                outputs[i].parent.mkdir(parents=True, exist_ok=True)
-                result.save(outputs[i])
-                written.append(outputs[i])
+                written.append(save_png(result, outputs[i]))
             progress.advance(task, len(group))
     if not args.quiet:
         where = outputs[0].parent if written else args.output
@@ -211,10 +319,20 @@ def run(args: argparse.Namespace) -> list[Path]:
     return written
 
 
-def _pixel_limited(batches, sizes):
+def _pixel_limited(batches, sizes, generator, args, device):
+    from dmfn_lightning.inpainting import available_memory, estimate_inference_bytes
+
+    free = available_memory(device)
+    base_channels = int(getattr(generator, "config", {}).get("base_channels", 64))
     for batch in batches:
         width, height = sizes[batch[0]]
         step = max(1, MAX_BATCH_PIXELS // max(1, width * height))
+        if free is not None:
+            if args.working_size is None:
+                h, w = height + (-height) % 4, width + (-width) % 4
+            else:
+                h = w = args.working_size  # an upper bound of the working resolution
+            step = min(step, max(1, free // max(1, estimate_inference_bytes(h, w, 1, base_channels))))
         for start in range(0, len(batch), step):
             yield batch[start : start + step]
 

@@ -6,7 +6,15 @@ and cropped back. With ``working_size`` the image is processed at a smaller (or 
 is ``working_size`` and the prediction is upsampled; the known pixels always come from the original file, so they
 are returned bit-identical whatever the precision or resolution (composited in 8-bit, eq. 1's ``I_out``).
 
-Masks: white (or any non-zero value of a 0/1 mask) = hole, as in the training data (DESIGN.md section 2).
+Masks: which pixels are holes is decided by one rule, in :mod:`dmfn_lightning.holes` (white or any colour at
+50 % of full scale or more, 1 in 0/1 masks, painted pixels of a transparent layer); files, PIL images, arrays
+and tensors given to :func:`load_mask` or :func:`inpaint` all go through it.
+
+Before the network runs, the memory it needs is estimated from the processed size and compared with what the
+device has free (:func:`check_memory`): too large an image is refused with a hint to use ``working_size``
+instead of failing inside an allocation, and an out-of-memory error that still happens becomes an
+:class:`InpaintMemoryError`. A prediction with NaN or infinite values in the hole (a broken checkpoint) raises
+:class:`NonFiniteOutputError` instead of being saved as black.
 
 Example::
 
@@ -22,7 +30,9 @@ Example::
 from __future__ import annotations
 
 import contextlib
+import math
 import os
+import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -34,12 +44,21 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import Tensor, nn
 
 from dmfn_lightning.errors import DMFNError
+from dmfn_lightning.holes import HOLE_THRESHOLD, hole_from_array, hole_from_image
 
 __all__ = [
+    "HOLE_THRESHOLD",
     "MASK_KINDS",
     "PRECISIONS",
     "InpaintError",
+    "InpaintMemoryError",
+    "NonFiniteOutputError",
+    "OutputPathError",
     "autocast",
+    "available_memory",
+    "check_memory",
+    "check_output_folder",
+    "estimate_inference_bytes",
     "generate_mask",
     "inpaint",
     "inpaint_batch",
@@ -48,9 +67,10 @@ __all__ = [
     "load_mask",
     "resolve_device",
     "run_generator",
+    "save_png",
 ]
 
-ImageInput = str | os.PathLike | Image.Image | np.ndarray
+ImageInput = str | os.PathLike | Image.Image | np.ndarray | Tensor
 MaskInput = str | os.PathLike | Image.Image | np.ndarray | Tensor
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -62,6 +82,18 @@ _DECODE_ERRORS = (OSError, UnidentifiedImageError, ValueError, SyntaxError, Imag
 
 class InpaintError(DMFNError, ValueError):
     """Bad input for inpainting (unreadable file, mask of the wrong size, unknown option); says which and why."""
+
+
+class InpaintMemoryError(InpaintError):
+    """The image is too large for the memory of the device (estimated beforehand, or an allocation failed)."""
+
+
+class NonFiniteOutputError(InpaintError):
+    """The generator returned NaN or infinite values inside the hole (broken weights, or fp16 overflow)."""
+
+
+class OutputPathError(DMFNError, ValueError):
+    """An output location cannot be written (a file where a folder is expected, a read-only folder, ...)."""
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -100,6 +132,144 @@ def _prepare_generator(generator: nn.Module, device: torch.device) -> nn.Module:
     if param is not None and param.device != device:
         generator.to(device)
     return generator.eval()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# memory
+
+
+def estimate_inference_bytes(height: int, width: int, batch: int = 1, base_channels: int = 64) -> int:
+    """Estimated peak memory (bytes) of one generator forward on ``batch`` inputs of ``height x width``.
+
+    Measured on CPU with torch 2.14 (fp32, inference mode), the peak grows by ~17 * ``base_channels`` bytes per
+    processed pixel (1.05 KiB at the paper's 64 channels, from the full-resolution decoder stages); the estimate
+    is 20 * ``base_channels`` + 256 bytes per pixel, which also covers the wrapper's own image, mask and output
+    tensors. bf16/fp16 need less; the same estimate is kept so that the guard never lets a run through that
+    fp32 could not finish.
+    """
+    per_pixel = 20 * max(1, int(base_channels)) + 256
+    return int(batch) * int(height) * int(width) * per_pixel
+
+
+def _read_int(path: str) -> int | None:
+    try:
+        text = Path(path).read_text().strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None
+
+
+def _available_ram() -> int | None:
+    available = None
+    try:
+        import psutil  # optional: more portable than /proc
+
+        available = int(psutil.virtual_memory().available)
+    except ImportError:
+        try:
+            for line in Path("/proc/meminfo").read_text().splitlines():
+                if line.startswith("MemAvailable:"):
+                    available = int(line.split()[1]) * 1024
+                    break
+        except (OSError, ValueError, IndexError):
+            pass
+    # A container's cgroup limit is what the kernel enforces, whatever the host has free.
+    for limit_file, usage_file in (
+        ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
+        ("/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory/memory.usage_in_bytes"),
+    ):
+        limit, usage = _read_int(limit_file), _read_int(usage_file)
+        if limit is not None and usage is not None and limit < 1 << 60:
+            left = max(0, limit - usage)
+            available = left if available is None else min(available, left)
+            break
+    return available
+
+
+def available_memory(device: str | torch.device) -> int | None:
+    """Bytes free for inference on ``device`` (``None`` when unknown, e.g. MPS: then nothing is refused)."""
+    device = torch.device(device)
+    try:
+        if device.type == "cuda":
+            free, _ = torch.cuda.mem_get_info(device)
+            # Memory PyTorch has cached but not handed out is free for this run too.
+            return int(free + torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device))
+        if device.type == "cpu":
+            return _available_ram()
+    except (RuntimeError, OSError, ValueError):
+        return None
+    return None
+
+
+def _gib(n: float) -> str:
+    return f"{n / 2**40:.1f} TiB" if n >= 2**40 else f"{n / 2**30:.1f} GiB"
+
+
+def _processed_dims(height: int, width: int, working_size: int | None) -> tuple[int, int]:
+    if working_size is None:
+        ph, pw = _pad_amounts(height, width)
+        return height + ph, width + pw
+    return _working_dims(height, width, int(working_size))
+
+
+def check_memory(
+    generator: nn.Module,
+    height: int,
+    width: int,
+    *,
+    batch: int = 1,
+    working_size: int | None = None,
+    device: str | torch.device = "cpu",
+) -> None:
+    """Raise :class:`InpaintMemoryError` when inpainting ``batch`` images of ``width x height`` would need more
+    memory than ``device`` has free (:func:`estimate_inference_bytes` vs :func:`available_memory`).
+
+    The message says how much is needed and suggests a ``working_size`` (``--working-size``) that fits.
+    """
+    h, w = _processed_dims(height, width, working_size)
+    base_channels = int(getattr(generator, "config", {}).get("base_channels", 64))
+    need = estimate_inference_bytes(h, w, batch, base_channels)
+    free = available_memory(device)
+    if free is None or need <= free:
+        return
+    # The largest longer side (multiple of 64, at most 2048) whose processed size fits, aspect ratio kept.
+    per_pixel = need / (batch * h * w)
+    fit_pixels = free / per_pixel / batch
+    longest = math.sqrt(fit_pixels * max(height, width) / max(1, min(height, width)))
+    suggestion = min(2048, int(longest // 64) * 64)
+    where = f"{_gib(free)} is free on {torch.device(device)}"
+    images = f"{batch} images of {width}x{height}" if batch > 1 else f"a {width}x{height} image"
+    if working_size is None:
+        what = f"Inpainting {images} at full resolution needs about {_gib(need)} of memory, but only {where}."
+    else:
+        what = (
+            f"--working-size {working_size} processes {images} at {w}x{h}, which needs about {_gib(need)} of "
+            f"memory, but only {where}."
+        )
+    longest_side = max(height, width)
+    if suggestion >= 64 and working_size is not None and suggestion < working_size:
+        hint = f" Use a smaller --working-size (working_size= in Python), at most {suggestion}" + (
+            f"; the image's own longer side is {longest_side} px." if longest_side < suggestion else "."
+        )
+    elif suggestion >= 64 and working_size is None:
+        hint = (
+            f" Process it at a lower resolution with --working-size {suggestion} (working_size={suggestion} in "
+            "Python; the known pixels stay untouched at full resolution), or downscale the image."
+        )
+    elif batch > 1:
+        hint = " Inpaint fewer images at a time (--batch-size 1)."
+    else:
+        hint = " Free some memory, or use a device with more."
+    raise InpaintMemoryError(what + hint)
+
+
+def _is_out_of_memory(err: BaseException) -> bool:
+    if isinstance(err, MemoryError | torch.OutOfMemoryError):
+        return True
+    text = str(err).lower()
+    return isinstance(err, RuntimeError) and (
+        "out of memory" in text or "not enough memory" in text or "can't allocate memory" in text
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -166,6 +336,15 @@ def inpaint_tensor(
         small_mask = (F.interpolate(mask, size=(h, w), mode="area") > 0).float()
         small_out = run_generator(generator, small, small_mask, precision)
         output = F.interpolate(small_out, size=(height, width), mode="bicubic", align_corners=False).clamp_(-1, 1)
+    # NaN survives clamp() and becomes 0 (black) in the uint8 cast: a broken generator must be reported instead.
+    bad = int(((~torch.isfinite(output)).any(dim=1, keepdim=True) & hole).sum())
+    if bad:
+        raise NonFiniteOutputError(
+            f"the generator returned NaN or infinite values for {bad} hole pixel(s); "
+            "nothing was written. Its weights are probably broken (a diverged training run or a damaged file)"
+            + (f"; with {precision}, also try --precision fp32" if precision != "fp32" else "")
+            + "."
+        )
     predicted = ((output.clamp(-1, 1) + 1) * 127.5).round_().to(torch.uint8)
     return torch.where(hole, predicted, image_u8)
 
@@ -191,24 +370,76 @@ def _describe(source: Any) -> str:
     return f"<{type(source).__name__} {shape}>"
 
 
+def _image_array(source: np.ndarray | Tensor) -> np.ndarray:
+    """uint8 ``[H, W]`` or ``[H, W, C]`` from an image array or tensor; :class:`InpaintError` when unusable."""
+    is_tensor = isinstance(source, Tensor)
+    if is_tensor:
+        source = source.detach().cpu()
+        if source.dtype in (torch.bfloat16, torch.float16):
+            source = source.float()
+        source = source.numpy()
+    arr, shape = np.asarray(source), np.asarray(source).shape
+    what = f"{'a tensor' if is_tensor else 'an array'} of shape {tuple(shape)} and dtype {arr.dtype}"
+    if arr.ndim == 4 and arr.shape[0] == 1:
+        arr = arr[0]
+    if arr.ndim == 3:
+        first, last = arr.shape[0] in (1, 3, 4), arr.shape[-1] in (1, 3, 4)
+        # Tensors are channels-first by convention (torchvision), arrays channels-last (PIL, OpenCV).
+        if first and (is_tensor or not last):
+            arr = np.moveaxis(arr, 0, -1)
+        elif not last:
+            arr = None
+        if arr is not None and arr.shape[-1] == 1:
+            arr = arr[..., 0]
+    if arr is None or arr.ndim not in (2, 3):
+        raise InpaintError(f"cannot use {what} as an image: expected [H, W], [H, W, C] or [C, H, W], C = 1, 3, 4")
+    if arr.dtype == bool:
+        return arr.astype(np.uint8) * 255
+    if np.issubdtype(arr.dtype, np.floating):
+        if not np.isfinite(arr).all():
+            raise InpaintError(f"cannot use {what} as an image: it has NaN or infinite values")
+        low, high = (float(arr.min()), float(arr.max())) if arr.size else (0.0, 0.0)
+        if low < 0 or high > 255:
+            raise InpaintError(
+                f"cannot use {what} as an image: float values must lie in [0, 1] (or [0, 255]), got "
+                f"{low:g} .. {high:g}" + (" (for an image in [-1, 1], pass (x + 1) / 2)" if low >= -1 else "")
+            )
+        scale = 255.0 if high <= 1.0 else 1.0
+        return np.clip(np.round(arr.astype(np.float64) * scale), 0, 255).astype(np.uint8)
+    if np.issubdtype(arr.dtype, np.integer):
+        low, high = (int(arr.min()), int(arr.max())) if arr.size else (0, 0)
+        if low < 0 or high > 65535:
+            raise InpaintError(f"cannot use {what} as an image: integer values must lie in 0 .. 255 or 0 .. 65535")
+        if high > 255:  # 16-bit data, rescaled (not clipped) like 16-bit files
+            return np.round(arr.astype(np.float64) * (255.0 / 65535.0)).astype(np.uint8)
+        return arr.astype(np.uint8)
+    raise InpaintError(f"cannot use {what} as an image")
+
+
 def load_image(source: ImageInput) -> Image.Image:
-    """Decode ``source`` (path, PIL image or uint8 array) to an 8-bit RGB PIL image.
+    """Decode ``source`` (path, PIL image, array or tensor) to an 8-bit RGB PIL image.
 
     RGBA/LA/transparent palette images are composited on white; CMYK, palette, grayscale and 16/32-bit images are
-    converted (16-bit rescaled, not clipped); the EXIF orientation is applied. Raises :class:`InpaintError` naming
-    the file when it cannot be read.
+    converted (16-bit rescaled, not clipped); the EXIF orientation is applied. Arrays are ``[H, W]`` or
+    ``[H, W, C]``, tensors ``[C, H, W]`` (or ``[1, C, H, W]``, or ``[H, W, C]`` when that is unambiguous), with
+    C = 1, 3 or 4 and values uint8, 16-bit, bool, or float in [0, 1] (torchvision's convention). Raises
+    :class:`InpaintError` naming the file when it cannot be read.
     """
-    if isinstance(source, np.ndarray):
+    if isinstance(source, np.ndarray | Tensor):
+        arr = _image_array(source)
         try:
-            source = Image.fromarray(source)
+            source = Image.fromarray(np.ascontiguousarray(arr))
         except (TypeError, ValueError) as err:
-            raise InpaintError(
-                f"cannot use an array of shape {source.shape} and dtype {source.dtype} as an image"
-            ) from err
+            raise InpaintError(f"cannot use an array of shape {arr.shape} as an image: {err}") from err
     if isinstance(source, Image.Image):
         img = ImageOps.exif_transpose(source)
         rgb = _to_rgb(img)
         return rgb.copy() if rgb is source else rgb
+    if not isinstance(source, str | os.PathLike):
+        raise InpaintError(
+            f"cannot use a {type(source).__name__} as an image: give a path, a PIL image, a numpy array or a "
+            "torch.Tensor"
+        )
     path = Path(source).expanduser()
     if not path.is_file():
         raise InpaintError(f"image {str(path)!r} does not exist" + (" (it is a folder)" if path.is_dir() else ""))
@@ -220,85 +451,44 @@ def load_image(source: ImageInput) -> Image.Image:
         raise InpaintError(f"{path}: cannot decode image ({type(err).__name__}: {err})") from err
 
 
-def _gray_to_hole(gray: np.ndarray) -> np.ndarray:
-    # 0/1-valued masks (saved straight from numpy) mark holes with 1; 8-bit masks with white (>= 128, which
-    # also ignores JPEG ringing around black/white edges).
-    if gray.size and int(gray.max()) <= 1:
-        return gray >= 1
-    return gray >= 128
-
-
-def _image_to_hole(img: Image.Image) -> np.ndarray:
-    img = ImageOps.exif_transpose(img)
-    if img.mode == "1":
-        return np.asarray(img, dtype=bool)
-    has_alpha = img.mode in ("RGBA", "LA", "La", "RGBa", "PA") or "transparency" in img.info
-    if not has_alpha:
-        if img.mode not in ("L", "RGB"):
-            img = _to_rgb(img)
-        return _gray_to_hole(np.asarray(img.convert("L")))
-    rgba = np.asarray(img.convert("RGBA"))
-    gray = np.asarray(Image.fromarray(rgba[..., :3]).convert("L"))
-    alpha = rgba[..., 3]
-    if alpha.min() == 255:
-        return _gray_to_hole(gray)
-    painted = alpha >= 128
-    colours = rgba[..., :3][painted]
-    if colours.size == 0 or (colours == colours[0]).all():
-        # A single-colour brush on a transparent layer (what image editors and sketch widgets export): the
-        # painted pixels are the hole whatever the brush colour.
-        return painted
-    return painted & _gray_to_hole(gray)
-
-
-def _array_to_hole(arr: np.ndarray) -> np.ndarray:
-    if arr.ndim == 3 and arr.shape[0] == 1:  # [1, H, W], the data layer's mask layout
-        arr = arr[0]
-    if arr.ndim == 3 and arr.shape[-1] == 1:
-        arr = arr[..., 0]
-    if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[-1] not in (3, 4)):
-        raise InpaintError(f"a mask array must be [H, W], [H, W, 1|3|4] or [1, H, W]; got shape {arr.shape}")
-    if arr.dtype == bool:
-        return arr if arr.ndim == 2 else arr[..., :3].any(axis=-1)
-    if np.issubdtype(arr.dtype, np.floating):
-        arr = np.nan_to_num(arr)
-        top = 1.0 if arr.size == 0 or float(arr.max()) <= 1.0 else 255.0
-        arr = np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
-    elif arr.dtype != np.uint8:
-        top = int(arr.max()) if arr.size else 0
-        if top > 255:
-            arr = (arr.astype(np.float64) / 65535.0 * 255.0 + 0.5).clip(0, 255).astype(np.uint8)
-        else:
-            arr = arr.clip(0, 255).astype(np.uint8)
-    return _image_to_hole(Image.fromarray(np.ascontiguousarray(arr)))
-
-
 def load_mask(source: MaskInput, size: tuple[int, int], resize: bool = False) -> np.ndarray:
     """Read a hole mask as a bool array ``[H, W]`` (True = hole) for an image of ``size = (width, height)``.
 
-    ``source`` is a path, a PIL image or an array (bool, 0/1, 8-bit, float in [0, 1], ``[H, W]``/``[H, W, C]``/
-    ``[1, H, W]``). White (>= 128) is a hole; in 0/1 masks 1 is a hole. A mask with transparency is read as a
-    painted layer: if all painted (opaque) pixels have one colour, they are the hole, otherwise the opaque white
-    pixels are. A mask of another size raises :class:`InpaintError` naming both sizes, unless ``resize`` is true:
-    then it is resized with nearest neighbour (no new grey values, no grown holes).
+    ``source`` is a path, a PIL image, an array or a tensor (bool, 0/1, 8/16-bit, float in [0, 1]; ``[H, W]``,
+    ``[H, W, C]``, ``[C, H, W]``, ``[1, C, H, W]``). Which pixels are holes is :mod:`dmfn_lightning.holes`'s rule:
+    a pixel whose brightest colour channel is at least 50 % of full scale (:data:`HOLE_THRESHOLD`; 1 in a 0/1
+    mask) is a hole, so white and coloured strokes on black both work and soft masks are cut at 0.5; on a
+    layer with transparency the painted (non-zero alpha) pixels are. A mask of another size raises
+    :class:`InpaintError` naming both sizes, unless ``resize`` is true: then it is resized with nearest neighbour
+    (no new grey values, no grown holes).
     """
     width, height = (int(v) for v in size)
-    if isinstance(source, Tensor):
-        source = source.detach().cpu().numpy()
-    if isinstance(source, np.ndarray):
-        hole = _array_to_hole(source)
-    elif isinstance(source, Image.Image):
-        hole = _image_to_hole(source)
-    else:
-        path = Path(source).expanduser()
-        if not path.is_file():
-            raise InpaintError(f"mask {str(path)!r} does not exist" + (" (it is a folder)" if path.is_dir() else ""))
-        try:
-            with Image.open(path) as img:
-                img.load()
-                hole = _image_to_hole(img)
-        except _DECODE_ERRORS as err:
-            raise InpaintError(f"{path}: cannot decode mask image ({type(err).__name__}: {err})") from err
+    try:
+        if isinstance(source, np.ndarray | Tensor):
+            hole = hole_from_array(source)
+        elif isinstance(source, Image.Image):
+            hole = hole_from_image(source)
+        elif isinstance(source, str | os.PathLike):
+            path = Path(source).expanduser()
+            if not path.is_file():
+                raise InpaintError(
+                    f"mask {str(path)!r} does not exist" + (" (it is a folder)" if path.is_dir() else "")
+                )
+            try:
+                with Image.open(path) as img:
+                    img.load()
+                    hole = hole_from_image(img)
+            except _DECODE_ERRORS as err:
+                raise InpaintError(f"{path}: cannot decode mask image ({type(err).__name__}: {err})") from err
+        else:
+            raise InpaintError(
+                f"cannot use a {type(source).__name__} as a mask: give a path, a PIL image, a numpy array or a "
+                "torch.Tensor"
+            )
+    except ValueError as err:
+        if isinstance(err, InpaintError):
+            raise
+        raise InpaintError(f"mask {_describe(source)}: {err}") from err
     if hole.shape != (height, width):
         if not resize:
             raise InpaintError(
@@ -330,7 +520,14 @@ def generate_mask(kind: str, width: int, height: int, seed: int = 0) -> np.ndarr
         mask, _ = generator(int(height), int(width), np.random.default_rng(int(seed)))
     except (RuntimeError, ValueError) as err:
         raise InpaintError(f"cannot generate a {kind} mask for a {width}x{height} image: {err}") from err
-    return mask[0].numpy() > 0.5
+    hole = mask[0].numpy() > 0.5
+    if not hole.any():
+        # e.g. random_box on a 3-pixel-high image: its random shrink removes the whole 1-pixel box.
+        raise InpaintError(
+            f"the generated {kind} mask is empty for a {width}x{height} image (the image is too small or too "
+            "thin for it); use another --mask-type (center, free_form) or give a mask file"
+        )
+    return hole
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -346,11 +543,12 @@ def _as_rgb_array(image: ImageInput) -> np.ndarray:
 def inpaint_batch(
     generator: nn.Module,
     images: Sequence[ImageInput],
-    masks: Sequence[np.ndarray],
+    masks: Sequence[MaskInput],
     *,
     working_size: int | None = None,
     device: str | torch.device = "cpu",
     precision: str = "fp32",
+    memory_check: bool = True,
 ) -> list[Image.Image]:
     """Inpaint several images of the same size in one forward pass; see :func:`inpaint`."""
     if len(images) != len(masks):
@@ -358,31 +556,43 @@ def inpaint_batch(
     if not images:
         return []
     arrays = [_as_rgb_array(img) for img in images]
-    holes = [np.asarray(m, dtype=bool) for m in masks]
     shape = arrays[0].shape[:2]
-    for i, (arr, hole) in enumerate(zip(arrays, holes)):
+    holes = []
+    for i, (arr, mask) in enumerate(zip(arrays, masks)):
         if arr.shape[:2] != shape:
             raise InpaintError(
                 f"inpaint_batch needs images of one size: image {i} is {arr.shape[1]}x{arr.shape[0]}, "
                 f"image 0 is {shape[1]}x{shape[0]}"
             )
-        if hole.ndim != 2:
-            raise InpaintError(f"mask {i} must be a bool array [H, W], got shape {hole.shape} (see load_mask)")
-        if hole.shape != arr.shape[:2]:
-            raise InpaintError(
-                f"mask {i} is {hole.shape[1]}x{hole.shape[0]} but its image is {arr.shape[1]}x{arr.shape[0]} "
-                "(width x height); resize it with load_mask(..., resize=True) or --resize-mask"
-            )
+        # Every mask, whatever its type, goes through the one hole rule (a soft float mask is cut at 0.5 here
+        # exactly as in a mask file).
+        holes.append(load_mask(mask, (arr.shape[1], arr.shape[0])))
     if precision not in PRECISIONS:
         raise InpaintError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if working_size is not None and int(working_size) < _MIN_SIDE:
+        raise InpaintError(f"working_size must be at least {_MIN_SIDE}, got {working_size}")
     if not any(h.any() for h in holes):
         return [Image.fromarray(arr.copy(), "RGB") for arr in arrays]  # nothing to fill: skip the network
     target = resolve_device(device)
-    generator = _prepare_generator(generator, target)
-    image_u8 = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).to(target)
-    hole_t = torch.from_numpy(np.stack(holes))[:, None].to(target)
-    with torch.inference_mode():
-        result = inpaint_tensor(generator, image_u8, hole_t, working_size, precision)
+    if memory_check:
+        check_memory(generator, *shape, batch=len(arrays), working_size=working_size, device=target)
+    try:
+        generator = _prepare_generator(generator, target)
+        image_u8 = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).to(target)
+        hole_t = torch.from_numpy(np.stack(holes))[:, None].to(target)
+        with torch.inference_mode():
+            result = inpaint_tensor(generator, image_u8, hole_t, working_size, precision)
+    except (RuntimeError, MemoryError) as err:
+        if not _is_out_of_memory(err):
+            raise
+        if target.type == "cuda":
+            torch.cuda.empty_cache()
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise InpaintMemoryError(
+            f"out of memory on {target} while inpainting {len(arrays)} image(s) of {shape[1]}x{shape[0]} "
+            f"({first}). Use a smaller --working-size (working_size= in Python), e.g. 1024 or 512: the known "
+            "pixels stay untouched at full resolution."
+        ) from err
     out = result.permute(0, 2, 3, 1).cpu().numpy()
     return [Image.fromarray(np.ascontiguousarray(a), "RGB") for a in out]
 
@@ -390,28 +600,43 @@ def inpaint_batch(
 def inpaint(
     generator: nn.Module,
     image: ImageInput,
-    mask: np.ndarray,
+    mask: MaskInput,
     *,
     working_size: int | None = None,
     device: str | torch.device = "cpu",
     precision: str = "fp32",
+    memory_check: bool = True,
 ) -> Image.Image:
     """Fill the holes of ``image`` (any size) and return an RGB PIL image of the same size.
 
     Args:
         generator: a :class:`~dmfn_lightning.models.DMFNGenerator` (or a module with the same 4-channel
             interface, e.g. a TorchScript export); moved to ``device`` and put in eval mode.
-        image: PIL image, path or uint8 array (converted with :func:`load_image`).
-        mask: bool ``[H, W]``, True = hole (see :func:`load_mask`, :func:`generate_mask`).
+        image: PIL image, path, uint8/float array or tensor (converted with :func:`load_image`).
+        mask: the holes, of the image's size: a bool array ``[H, W]`` (True = hole; see :func:`load_mask`,
+            :func:`generate_mask`), or anything :func:`load_mask` reads (path, PIL image, 0/1, 8-bit or float
+            array or tensor), with the same rule: a soft mask is a hole where it is at least 0.5.
         working_size: process at the resolution whose longer side is ``working_size`` (sides multiples of 4,
             aspect kept), upsample the prediction (bicubic) and paste the known region back at full resolution.
             ``None`` processes at full resolution (padded to a multiple of 4, cropped back).
         device: ``cpu``, ``cuda``, ``cuda:N`` or ``auto``.
         precision: ``fp32``, ``bf16`` or ``fp16`` (autocast; the compositing stays exact).
+        memory_check: refuse, with :class:`InpaintMemoryError`, an image whose estimated memory need exceeds
+            what the device has free (:func:`check_memory`).
 
     Known pixels are returned bit-identical; an all-zero mask returns the input without running the network.
+    Raises :class:`InpaintMemoryError` when the image is too large for the device and
+    :class:`NonFiniteOutputError` when the generator returns NaN or infinite values in the hole.
     """
-    return inpaint_batch(generator, [image], [mask], working_size=working_size, device=device, precision=precision)[0]
+    return inpaint_batch(
+        generator,
+        [image],
+        [mask],
+        working_size=working_size,
+        device=device,
+        precision=precision,
+        memory_check=memory_check,
+    )[0]
 
 
 def batches_by_size(items: Sequence[Any], sizes: Sequence[tuple[int, int]], batch_size: int) -> Iterator[list[int]]:
@@ -423,3 +648,66 @@ def batches_by_size(items: Sequence[Any], sizes: Sequence[tuple[int, int]], batc
     for indices in groups.values():
         for start in range(0, len(indices), max(1, batch_size)):
             yield indices[start : start + batch_size]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# output locations
+
+
+def _probe_folder(folder: Path, option: str) -> None:
+    # os.access() is not enough: it says yes to root on a read-only mount, and to anyone on some network file
+    # systems; creating (and removing) a file is the real test.
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".dmfn_write_test_", dir=folder)
+    except OSError as err:
+        raise OutputPathError(f"{option} {str(folder)!r} is not writable ({err.strerror or err})") from err
+    os.close(fd)
+    with contextlib.suppress(OSError):
+        os.unlink(probe)
+
+
+def check_output_folder(folder: str | os.PathLike, option: str = "--output") -> Path:
+    """Check, before any work, that ``folder`` is (or can be created as) a writable folder; returns it.
+
+    Raises :class:`OutputPathError` with a one-line reason when ``folder`` (or one of its parents) is an existing
+    file, or when the folder, or the nearest existing parent it would be created in, is not writable. Nothing is
+    created.
+    """
+    path = Path(folder).expanduser()
+    if path.exists() and not path.is_dir():
+        raise OutputPathError(f"{option} {str(path)!r} is an existing file; expected a folder")
+    existing = path
+    while not existing.exists():
+        if existing.parent == existing:
+            break
+        existing = existing.parent
+    if not existing.is_dir():
+        raise OutputPathError(f"{option} {str(path)!r} cannot be created: {str(existing)!r} is a file, not a folder")
+    _probe_folder(existing, option if existing == path else f"{option} {str(path)!r}: its parent")
+    return path
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def save_png(image: Image.Image, path: str | os.PathLike) -> Path:
+    """Save ``image`` as PNG at ``path`` through a temporary file and a rename, so an interrupted run never
+    leaves a truncated PNG; raises :class:`OutputPathError` naming the file when it cannot be written."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                image.save(f, format="PNG")
+            os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; give the PNG the usual permissions
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    except OSError as err:
+        raise OutputPathError(f"cannot write {path}: {err.strerror or err}") from err
+    return path

@@ -29,6 +29,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
+from dmfn_lightning.holes import HOLE_THRESHOLD, MASK_FILE_EXTENSIONS, hole_from_image
+
 BBox = tuple[int, int, int, int]
 MaskResult = tuple[torch.Tensor, BBox]
 
@@ -342,14 +344,16 @@ class FreeFormMask(MaskGenerator):
 # ----------------------------------------------------------------------------------------------------------------
 # mask files (e.g. the NVIDIA irregular mask data set)
 
-_MASK_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
+_MASK_EXTENSIONS = set(MASK_FILE_EXTENSIONS)  # the same file types as the inpainting CLI's masks
 
 
 class IrregularFileMask(MaskGenerator):
     """Holes read from mask image files (a folder, searched recursively, or a file list).
 
-    A file is read as grayscale and binarised: ``value >= threshold * max`` is a hole (white = hole, as in the
-    NVIDIA irregular mask set and the released DMFN loader); ``invert`` swaps that. In training (``augment``) it
+    A file is binarised with the library's one mask rule (:mod:`dmfn_lightning.holes`, as for ``--mask`` files of
+    the inpainting CLI): a pixel whose brightest colour channel is at least ``threshold`` of full scale is a hole
+    (white = hole, as in the NVIDIA irregular mask set and the released DMFN loader; coloured strokes count too;
+    1 in a 0/1 mask; the painted pixels of a transparent layer); ``invert`` swaps that. In training (``augment``) it
     is flipped left-right / top-bottom with probability 1/2 each and rotated by a random multiple of 90 degrees.
     It is then resized to the image with **nearest neighbour** and its hole ratio recomputed after resizing (the
     released code resized bicubic and thresholded > 0, which grows holes). ``hole_ratio`` keeps only masks whose
@@ -366,7 +370,7 @@ class IrregularFileMask(MaskGenerator):
         root: str | os.PathLike | None = None,
         list: str | os.PathLike | None = None,
         augment: bool = True,
-        threshold: float = 0.5,
+        threshold: float = HOLE_THRESHOLD,
         invert: bool = False,
         hole_ratio: Sequence[float] | None = None,
         max_tries: int = 100,
@@ -409,14 +413,10 @@ class IrregularFileMask(MaskGenerator):
 
         try:
             with Image.open(path) as img:
-                gray = np.asarray(img.convert("L") if img.mode not in ("L", "I;16", "I", "F") else img)
-        except (OSError, ValueError) as err:
+                img.load()
+                hole = hole_from_image(img, self.threshold).astype(np.uint8)
+        except (OSError, ValueError, Image.DecompressionBombError) as err:
             raise DataError(f"{path}: cannot read mask image ({err})") from err
-        top = float(gray.max()) if gray.size else 0.0
-        if top <= 0:
-            hole = np.zeros(gray.shape, dtype=np.uint8)
-        else:
-            hole = (gray >= self.threshold * (255.0 if gray.dtype == np.uint8 else top)).astype(np.uint8)
         if self.invert:
             hole = 1 - hole
         if rng is not None and self.augment:

@@ -53,28 +53,101 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
         raise
 
 
+# Names of pickled classes that make a file a whole pickled model rather than weights (the modules of torch.nn,
+# Lightning and this package, or a script's own classes).
+_MODEL_GLOBAL = re.compile(r"^(torch\.nn\.modules\.|dmfn_lightning\.|pytorch_lightning\.|lightning\.|__main__\.)")
+_GLOBAL_NAME = re.compile(r"GLOBAL\s+([\w.]+)", re.IGNORECASE)
+
+
+def _unpickler_reason(text: str) -> str:
+    """The line of a weights-only refusal that says what was refused (torch wraps it in a long notice)."""
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    for ln in lines:
+        if "unsupported global" in ln.lower():
+            return ln.removeprefix("WeightsUnpickler error:").strip()
+    for i, ln in enumerate(lines):
+        if "WeightsUnpickler error" in ln:
+            rest = ln.split("WeightsUnpickler error:", 1)[-1].strip()
+            return rest or (lines[i + 1] if i + 1 < len(lines) else "")
+    return lines[0] if lines else ""
+
+
+def _looks_like_torch_file(path: Path) -> bool:
+    # torch.save writes a zip archive (b"PK"), or a pickle (protocol opcode 0x80) with the legacy format.
+    try:
+        with path.open("rb") as f:
+            head = f.read(2)
+    except OSError:
+        return False
+    return head.startswith((b"PK", b"\x80"))
+
+
+def _unsafe_pickle_error(path: Path, exc: pickle.UnpicklingError) -> CheckpointError:
+    """The message for a file that ``torch.load(weights_only=True)`` refused (torch >= 2.6 wordings)."""
+    text = str(exc)
+    reason = _unpickler_reason(text)
+    refused = "unsupported global" in text.lower() or "WeightsUnpickler" in text or "Weights only load" in text
+    if not refused or ("Unsupported operand" in reason and not _looks_like_torch_file(path)):
+        # Not a pickle at all (an image, a text file, garbage): the weights-only unpickler trips on byte one.
+        return CheckpointError(f"{path} is not a PyTorch checkpoint (truncated or corrupted, or another kind of file)")
+    name_match = _GLOBAL_NAME.search(reason)
+    name = name_match[1] if name_match else ""
+    if name and _MODEL_GLOBAL.match(name):
+        return CheckpointError(
+            f"{path} is a whole pickled model ({name}), not weights: loading it would unpickle Python objects, "
+            "which can run arbitrary code, so it is refused (torch.load(weights_only=True)). If you trust the "
+            "file, convert it once in Python: `import torch; from dmfn_lightning.models import export_generator; "
+            f"export_generator(torch.load({str(path)!r}, weights_only=False), 'generator.pt')` (for a whole "
+            "DMFNModule, pass its `.generator`), then use generator.pt."
+        )
+    what = f"a pickled `{name}`" if name else reason
+    return CheckpointError(
+        f"{path} holds Python objects that are unsafe to load ({what}, refused by torch.load(weights_only=True)): "
+        "unpickling them could run arbitrary code, so the file was refused, not because it is damaged. Use a "
+        "checkpoint from a source you trust: a generator.pt or .ckpt written by this package, or the authors' "
+        "released weights."
+    )
+
+
 def safe_load(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> Any:
-    """``torch.load(weights_only=True)`` with the failure modes turned into :class:`CheckpointError`."""
+    """``torch.load(weights_only=True)`` with the failure modes turned into :class:`CheckpointError`.
+
+    The message tells a folder, a missing file, a damaged or foreign file, a TorchScript archive and a file that
+    was refused as unsafe (pickled Python objects, e.g. a whole pickled model) apart.
+    """
     path = Path(path)
+    if path.is_dir():
+        inside = [p.name for p in (path / "generator.pt", path / "checkpoints" / "last.ckpt") if p.is_file()]
+        hint = f" (it holds {inside[0]}: pass that file)" if inside else ""
+        if inside and inside[0] == "last.ckpt":
+            hint = f" (it holds checkpoints/last.ckpt: pass {path / 'checkpoints' / 'last.ckpt'})"
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} is a folder; expected a checkpoint file (generator.pt, a .ckpt or the "
+            f"authors' weights){hint}"
+        )
     if not path.is_file():
         raise CheckpointError(f"checkpoint {str(path)!r} does not exist")
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
-        if "Unsupported global" not in str(exc):  # not a pickle at all (an image, a text file, garbage)
+        raise _unsafe_pickle_error(path, exc) from exc
+    except RuntimeError as exc:
+        if "TorchScript" in str(exc):
             raise CheckpointError(
-                f"{path} is not a PyTorch checkpoint (truncated or corrupted, or another kind of file)"
+                f"{path} is a TorchScript archive (e.g. generator.torchscript.pt from dmfn_lightning.export): load "
+                "it with torch.jit.load; here, pass the generator.pt written beside it or a .ckpt"
             ) from exc
-        first = next((ln for ln in str(exc).splitlines() if "Unsupported global" in ln), "").strip()
-        raise CheckpointError(
-            f"{path} holds Python objects that are unsafe to load (weights_only=True refused: {first}). "
-            "Only load files from sources you trust; re-export the generator with `python -m dmfn_lightning.export`."
-        ) from exc
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
-        raise CheckpointError(
-            f"{path} is not a readable PyTorch file (truncated or corrupted?): {type(exc).__name__}: "
-            f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
-        ) from exc
+        raise _unreadable(path, exc) from exc
+    except (EOFError, zipfile.BadZipFile, OSError, ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
+        # A text file or random bytes can fail anywhere inside the legacy unpickler (KeyError for a text file).
+        raise _unreadable(path, exc) from exc
+
+
+def _unreadable(path: Path, exc: BaseException) -> CheckpointError:
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return CheckpointError(
+        f"{path} is not a readable PyTorch file (truncated or corrupted?): {type(exc).__name__}: {first}"
+    )
 
 
 def convert_released_state_dict(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
@@ -163,16 +236,21 @@ def load_generator(
 ) -> DMFNGenerator:
     """Load a generator from any of: an exported file, a Lightning checkpoint, or the authors' released weights.
 
-    The result is in eval mode on ``map_location``.
+    The result is in eval mode on ``map_location``. Its ``metadata`` attribute holds the file's provenance: an
+    exported generator's metadata, a Lightning checkpoint's ``global_step``, or ``{}``.
     """
     source = str(path)
     obj = safe_load(path, map_location="cpu")
     if not isinstance(obj, Mapping):
         raise CheckpointError(f"{source} holds a {type(obj).__name__}, not a checkpoint dictionary")
+    metadata: dict[str, Any] = {}
     if obj.get("format") == EXPORT_FORMAT:
         config, state = dict(obj["config"]), obj["state_dict"]
+        metadata = dict(obj.get("metadata") or {})
     elif "state_dict" in obj and any(str(k).startswith("generator") for k in obj["state_dict"]):
         config, state = generator_state_from_lightning(obj, prefer_ema)
+        if isinstance(obj.get("global_step"), int):
+            metadata = {"global_step": obj["global_step"]}
     else:
         raw = obj
         for container in ("state_dict", "params", "netG", "model"):
@@ -192,6 +270,7 @@ def load_generator(
     except (TypeError, ValueError) as exc:
         raise CheckpointError(f"{source} has an unusable generator config {config}: {exc}") from exc
     load_state_into(generator, state, source)
+    generator.metadata = metadata
     return generator.to(map_location).eval()
 
 
