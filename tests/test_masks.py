@@ -296,6 +296,26 @@ def test_every_mask_yaml_instantiates_and_honours_the_contract(name, tmp_path, m
         assert 0 < hole_ratio(mask) < 1
 
 
+def test_center_shrink_yaml_is_the_released_ffhq_training_hole(tmp_path):
+    # the released FFHQ config trains on the centred 128 x 128 box shrunk like the random one (delta 32)
+    assert "_target_" not in (CONF / "mask" / "center_shrink.yaml").read_text()  # composed from center.yaml
+    gen = instantiate(_compose_mask("center_shrink", tmp_path).mask)
+    assert isinstance(gen, CenterMask) and gen.shrink and gen.delta == (32.0, 32.0)
+    rng = np.random.default_rng(7)
+    shrink_h, shrink_w = set(), set()
+    for _ in range(400):
+        mask, bbox = gen(256, 256, rng)
+        _check_contract(mask, bbox, 256)
+        assert bbox == (64, 64, 128, 128)  # the local window is the unshrunk centred box
+        r0, r1, c0, c1 = _hole_extent(mask)
+        assert r0 - 64 == 191 - r1 and c0 - 64 == 191 - c1  # same amount off opposite sides
+        shrink_h.add(r0 - 64)
+        shrink_w.add(c0 - 64)
+    assert shrink_h == shrink_w == set(range(18))  # U{0 .. 32/2 + 1}
+    small = {_hole_extent(gen(128, 128, rng)[0])[0] - 32 for _ in range(200)}
+    assert small == set(range(10))  # delta scales with the image: 16 at 128 px
+
+
 def test_mixed_yaml_composes_free_form_and_random_box_without_copies(tmp_path):
     text = (CONF / "mask" / "mixed.yaml").read_text()
     assert "FreeFormMask" not in text and "RandomBoxMask" not in text  # composed, not copied
