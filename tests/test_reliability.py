@@ -241,11 +241,21 @@ def test_divergence_guard_skips_nonfinite_steps_and_stops_with_last_good_state(t
         ("loss.vgg_weight=-1", "loss.vgg_weight=-1"),
         ("loss.gan_type=wgan", "loss.gan_type='wgan'; allowed: ragan, vanilla, lsgan, hinge"),
         ("checkpoint.every_n_steps=0", "checkpoint.every_n_steps=0"),
+        # Wrong types are config errors too, not a crash of the validator itself.
+        ("data.batch_size=abc", "data.batch_size='abc'; allowed: an integer >= 1"),
+        ("trainer.max_steps=abc", "trainer.max_steps='abc'; allowed: an integer"),
+        ("loss.vgg_weight=abc", "loss.vgg_weight='abc'; allowed: a number >= 0"),
+        ("checkpoint.every_n_steps=2.5", "checkpoint.every_n_steps=2.5"),
+        # Checked before the model is built, not by the DataLoader inside fit.
+        ("data.num_workers=-1", "data.num_workers=-1; allowed: an integer >= 0"),
+        # The discriminator's BatchNorm would get one value per channel (64 px: 1x1 maps) inside fit.
+        ("data.batch_size=1 data.image_size=64", "data.batch_size=1 at data.image_size=64"),
     ],
 )
 def test_bad_values_give_one_clear_line(override, needle, tmp_path):
-    proc = run_module("train", ["+experiment=demo", override, f"hydra.run.dir={tmp_path}"], tmp_path, timeout=120)
-    assert proc.returncode == 2
+    args = ["+experiment=demo", *override.split(), f"hydra.run.dir={tmp_path}"]
+    proc = run_module("train", args, tmp_path, timeout=120)
+    assert proc.returncode == 2, proc.stderr[-2000:]
     assert needle in proc.stderr and "Traceback" not in proc.stderr
     assert len([ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]) == 1
 
@@ -303,3 +313,28 @@ def test_seeded_deterministic_runs_give_identical_losses(tmp_path):
 
     first, second = losses(tmp_path / "1"), losses(tmp_path / "2")
     assert len(first) == 10 and first == second
+
+
+def test_a_training_set_of_one_image_at_64_px_is_refused_before_fit():
+    from dmfn_lightning.errors import ConfigError
+    from dmfn_lightning.validation import validate_batch_statistics
+
+    with pytest.raises(ConfigError, match=r"training set has 1 image\(s\) at data.image_size=64"):
+        validate_batch_statistics(64, 4, {"train": {"samples": 1}})
+    validate_batch_statistics(64, 4, {"train": {"samples": 2}})  # a batch of 2: two values per channel
+    validate_batch_statistics(128, 1, {"train": {"samples": 1}})  # 2x2 maps: four values per channel
+
+
+@pytest.mark.parametrize("where", ["file", "under_file", "read_only"])
+def test_an_unusable_run_dir_is_one_line_before_any_work(where, tmp_path):
+    occupied = tmp_path / "occupied"
+    occupied.write_text("not a folder")
+    # /proc takes no new folders even for root, unlike a chmod'ed folder.
+    run_dir = {"file": occupied, "under_file": occupied / "run", "read_only": Path("/proc/dmfn_run")}[where]
+    start = time.monotonic()
+    proc = run_module("train", ["+experiment=demo", f"hydra.run.dir={run_dir}"], tmp_path, timeout=120)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    assert len(errors) == 1 and f"hydra.run.dir='{run_dir}'" in errors[0], proc.stderr
+    assert time.monotonic() - start < 60

@@ -7,7 +7,12 @@ An editable install has no packaged copy, so the checkout's tree is used; an ins
 from __future__ import annotations
 
 import os
+import sys
+import tempfile
 from pathlib import Path
+from typing import Any
+
+from dmfn_lightning.errors import ConfigError, full_error_requested
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -53,6 +58,53 @@ def compose(config_name: str, overrides=None, run_dir=None, job_name: str | None
         cfg.hydra.job.name = job_name or config_name
     HydraConfig.instance().set_config(cfg)
     return cfg
+
+
+def check_writable_dir(path: str | os.PathLike, key: str) -> Path:
+    """Create ``path`` (a folder) if needed and prove it takes files, or raise :class:`ConfigError` naming ``key``.
+
+    Called before any work starts, so that an occupied or read-only output location costs a second, not a run.
+    """
+    path = Path(path).expanduser()
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{key}={str(path)!r} is an existing file, not a folder; choose another {key}")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".write_test_"):
+            pass
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise ConfigError(f"{key}={str(path)!r} is not writable ({reason}); choose a writable {key}") from None
+    return path
+
+
+def _hydra_callback_base() -> type:
+    from hydra.experimental.callback import Callback
+
+    return Callback
+
+
+class OutputDirCheck(_hydra_callback_base()):
+    """Hydra callback: check ``hydra.run.dir`` (``hydra.sweep.dir`` for ``-m``) before Hydra creates it.
+
+    Hydra makes the run folder before the task starts and reports a failure there as a traceback; this prints one
+    line and exits with status 2 instead, like every other user error (``HYDRA_FULL_ERROR=1`` keeps the traceback).
+    """
+
+    def _check(self, path: Any, key: str) -> None:
+        try:
+            check_writable_dir(str(path), key)
+        except ConfigError as exc:
+            if full_error_requested():
+                raise
+            print(f"error: {exc}", file=sys.stderr)
+            sys.exit(2)
+
+    def on_run_start(self, config: Any, **kwargs: Any) -> None:
+        self._check(config.hydra.run.dir, "hydra.run.dir")
+
+    def on_multirun_start(self, config: Any, **kwargs: Any) -> None:
+        self._check(config.hydra.sweep.dir, "hydra.sweep.dir")
 
 
 def _path_safe(text: str) -> str:

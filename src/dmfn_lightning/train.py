@@ -29,7 +29,7 @@ from dmfn_lightning.config import compose, config_dir
 from dmfn_lightning.errors import ConfigError, exit_on_user_error
 from dmfn_lightning.models.io import CheckpointError, export_generator, safe_load, state_mismatch
 from dmfn_lightning.module import global_steps_of, iterations_of
-from dmfn_lightning.validation import validate_train_config
+from dmfn_lightning.validation import validate_batch_statistics, validate_train_config
 
 log = logging.getLogger(__name__)
 # ModelCheckpoint warns that manual optimization saves the post-step state: that is what resuming needs.
@@ -198,6 +198,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         torch.use_deterministic_algorithms(True, warn_only=True)
 
     datamodule = setup_datamodule(cfg)
+    sizes = getattr(datamodule, "sizes", None)
+    validate_batch_statistics(cfg.data.image_size, cfg.data.batch_size, (sizes() if callable(sizes) else sizes) or {})
     module = build_module(cfg)
     if module.vgg.weights_used == "random":
         log.warning("VGG19 uses RANDOM weights for this run (recorded in the checkpoint as vgg_weights=random)")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from omegaconf import DictConfig
 
 from dmfn_lightning.errors import ConfigError
@@ -12,6 +15,19 @@ from dmfn_lightning.models.blocks import BLOCK_SPECS
 def _require(ok: bool, key: str, value, allowed: str) -> None:
     if not ok:
         raise ConfigError(f"invalid config: {key}={value!r}; allowed: {allowed}")
+
+
+def _int(value: Any, key: str, minimum: int, allowed: str) -> int:
+    """``value`` as an int >= ``minimum``; a string such as ``abc`` or ``2.5`` is a config error, not a crash."""
+    ok = isinstance(value, int) and not isinstance(value, bool) and value >= minimum
+    _require(ok, key, value, allowed)
+    return value
+
+
+def _float(value: Any, key: str, minimum: float, allowed: str) -> float:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and value >= minimum
+    _require(ok, key, value, allowed)
+    return float(value)
 
 
 def validate_train_config(cfg: DictConfig) -> None:
@@ -25,14 +41,48 @@ def validate_train_config(cfg: DictConfig) -> None:
         size,
         "a positive multiple of 64 (the global discriminator has six stride-2 convs)",
     )
-    _require(int(cfg.data.batch_size) >= 1, "data.batch_size", cfg.data.batch_size, "an integer >= 1")
+    _int(cfg.data.batch_size, "data.batch_size", 1, "an integer >= 1")
+    if cfg.data.get("eval_batch_size") is not None:
+        _int(cfg.data.eval_batch_size, "data.eval_batch_size", 1, "an integer >= 1 or null")
+    if "num_workers" in cfg.data:
+        _int(cfg.data.num_workers, "data.num_workers", 0, "an integer >= 0 (0 loads in the main process)")
     for key, value in cfg.loss.items():
         if key.endswith("_weight") and value is not None:
-            _require(float(value) >= 0, f"loss.{key}", value, "a weight >= 0")
+            _float(value, f"loss.{key}", 0.0, "a number >= 0")
     if "gan_type" in cfg.loss:
         _require(cfg.loss.gan_type in GAN_TYPES, "loss.gan_type", cfg.loss.gan_type, ", ".join(GAN_TYPES))
-    _require(int(cfg.trainer.max_steps) >= 1, "trainer.max_steps", cfg.trainer.max_steps, "iterations >= 1")
+    _int(cfg.trainer.max_steps, "trainer.max_steps", 1, "an integer number of iterations >= 1")
     every = cfg.checkpoint.every_n_steps
-    _require(every is None or int(every) >= 1, "checkpoint.every_n_steps", every, "iterations >= 1 or null")
+    if every is not None:
+        _int(every, "checkpoint.every_n_steps", 1, "an integer number of iterations >= 1, or null")
+    _int(cfg.checkpoint.save_top_k, "checkpoint.save_top_k", 0, "an integer >= 0 (0 keeps no best file)")
     ckpt = cfg.ckpt_path
     _require(ckpt is None or isinstance(ckpt, str), "ckpt_path", ckpt, "last, null or a checkpoint file")
+
+
+def validate_batch_statistics(image_size: int, batch_size: int, sizes: Mapping[str, Mapping[str, int]]) -> None:
+    """The discriminator's BatchNorm needs more than one value per channel in every training batch.
+
+    Both of its branches end at ``image_size / 64`` pixels square (the global one after six stride-2 convs on the
+    image, the local one after five on the half-size window), so a batch of ``b`` images gives
+    ``b * (image_size / 64) ** 2`` values per channel. A batch is ``data.batch_size`` images, or the whole training
+    set when it is smaller (incomplete last batches are dropped). Checked once the data is known, before the model
+    is built, instead of failing inside ``fit``.
+    """
+    train = sizes.get("train")
+    if not train:
+        return
+    batch = min(int(batch_size), int(train["samples"]))
+    per_channel = batch * (image_size // 64) ** 2
+    if per_channel >= 2:
+        return
+    if int(train["samples"]) < 2:
+        raise ConfigError(
+            f"invalid config: the training set has {train['samples']} image(s) at data.image_size={image_size}: "
+            "the discriminator's BatchNorm needs at least 2 images per batch at 64 px; add images or use "
+            "data.image_size=128 or larger"
+        )
+    raise ConfigError(
+        f"invalid config: data.batch_size={batch_size} at data.image_size={image_size} gives the discriminator's "
+        "BatchNorm one value per channel; allowed: data.batch_size >= 2, or data.image_size >= 128"
+    )
