@@ -159,6 +159,31 @@ def test_export_generator_and_ema(tmp_path):
     assert not any(k.startswith("vgg.") for k in ckpt["state_dict"])  # frozen VGG kept out of checkpoints
 
 
+def test_init_from_starts_the_run_from_given_generator_and_discriminator_weights(tmp_path):
+    from dmfn_lightning import train as train_mod
+    from dmfn_lightning.models.io import export_generator
+
+    base = ["+experiment=demo", *TINY, "model.ema_decay=0.9"]
+    donor = train_mod.build_module(compose_config([*base, "seed=1"], tmp_path / "donor"))
+    torch.manual_seed(123)
+    for p in [*donor.generator.parameters(), *donor.discriminator.parameters()]:
+        p.data.normal_()
+    g_file = export_generator(donor.generator, tmp_path / "g.pt")
+    d_file = tmp_path / "d.pth"
+    torch.save(donor.discriminator.state_dict(), d_file)
+
+    cfg = compose_config([*base, f"init_from.generator={g_file}", f"init_from.discriminator={d_file}"], tmp_path)
+    module = train_mod.build_module(cfg)
+    for mine, theirs in [
+        (module.generator, donor.generator),
+        (module.generator_ema.shadow, donor.generator),  # EMA starts from the loaded weights too
+        (module.discriminator, donor.discriminator),
+    ]:
+        assert not _changed(_snapshot(theirs), _snapshot(mine))
+    fresh = train_mod.build_module(compose_config(base, tmp_path / "fresh"))
+    assert _changed(_snapshot(fresh.generator), _snapshot(module.generator))
+
+
 @pytest.mark.slow
 def test_table2_and_table3_multiruns_make_one_run_dir_per_job(tmp_path):
     common = ["+experiment=demo", "+debug=fast", "trainer.max_steps=1", "trainer.limit_val_batches=1"]

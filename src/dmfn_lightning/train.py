@@ -27,7 +27,13 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 from dmfn_lightning.callbacks import AtomicCheckpointIO, BestCheckpoints, LastCheckpoint
 from dmfn_lightning.config import compose, config_dir
 from dmfn_lightning.errors import ConfigError, exit_on_user_error
-from dmfn_lightning.models.io import CheckpointError, export_generator, safe_load, state_mismatch
+from dmfn_lightning.models.io import (
+    CheckpointError,
+    export_generator,
+    init_from_release,
+    safe_load,
+    state_mismatch,
+)
 from dmfn_lightning.module import global_steps_of, iterations_of
 from dmfn_lightning.validation import validate_batch_statistics, validate_train_config
 
@@ -141,6 +147,10 @@ def build_module(cfg: DictConfig):
     )
     # Set afterwards: passed through instantiate, the config's own _target_ keys would be instantiated too.
     module.run_config = run_config_of(cfg)
+    init_from = cfg.get("init_from") or {}
+    if init_from.get("generator") or init_from.get("discriminator"):
+        loaded = init_from_release(module, init_from.get("generator"), init_from.get("discriminator"))
+        log.info("Initialised from " + ", ".join(f"{net}={path}" for net, path in loaded.items()))
     return module
 
 
