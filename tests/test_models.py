@@ -1,4 +1,4 @@
-"""Networks of DESIGN.md sections 3-5 and 9: parameter counts, shapes, dilations, weight policy, converter."""
+"""The networks and pretrained-weight policy: parameter counts, shapes, dilations, weight policy, converter."""
 
 import re
 

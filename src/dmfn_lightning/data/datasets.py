@@ -1,9 +1,10 @@
 """Image datasets: a folder or a file list -> decoded RGB -> square crop -> bicubic resize -> [-1, 1] + a hole.
 
-Preprocessing follows DESIGN.md section 7 (the released DMFN loader): a square crop of side min(H, W) (random
-position for training, centred for evaluation and for faces), bicubic resize to ``image_size`` with PIL, then
-``x / 127.5 - 1``. Every image is decoded to 8-bit RGB whatever its mode: grayscale, palette, RGBA/LA (composited
-on white), CMYK, 16-bit and 32-bit integer images (rescaled, not clipped); the EXIF orientation is applied first.
+Preprocessing follows the released DMFN loader: a square crop of side min(H, W) (random position for training,
+centred for evaluation and for faces; ``crop="released"`` reproduces the loader's non-square crop), bicubic resize
+to ``image_size`` with PIL, then ``x / 127.5 - 1``. Every image is decoded to 8-bit RGB whatever its mode:
+grayscale, palette, RGBA/LA (composited on white), CMYK, 16-bit and 32-bit integer images (rescaled, not clipped);
+the EXIF orientation is applied first.
 
 Bad files (undecodable, truncated, too small for the crop) follow ``on_bad_image``: ``"raise"`` stops with a
 :class:`DataError` naming the file and the problem; ``"skip"`` warns with the path, counts it (the count is shared

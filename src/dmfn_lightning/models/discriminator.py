@@ -1,4 +1,4 @@
-"""The global-local discriminator (Section 3.3 of the paper; DESIGN.md section 5)."""
+"""The global-local discriminator (Section 3.3 of the paper) and the crop of its local window."""
 
 from __future__ import annotations
 
