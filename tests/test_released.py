@@ -435,6 +435,20 @@ def test_cli_cfg_job_shows_the_released_ffhq_recipe(tmp_path):
     assert "_target_: dmfn_lightning.data.masks.CenterMask\n  hole_size: 0.5\n  shrink: true" in out
 
 
+@pytest.mark.parametrize("experiment", ["released_paris", "released_celeba_hq", "released_ffhq"])
+def test_released_experiments_train_one_tiny_iteration(experiment, tmp_path, monkeypatch):
+    from fakes import fake_dataset_layouts
+
+    from dmfn_lightning.train import train
+
+    monkeypatch.setenv("DMFN_DATA", str(fake_dataset_layouts(tmp_path / "data", size=72)))
+    overrides = [f"+experiment={experiment}", "+debug=fast", "trainer.max_steps=1", "data.eval_batch_size=2"]
+    cfg = _compose(overrides, tmp_path / "run")
+    result = train(cfg)
+    assert result["iteration"] == 1
+    assert cfg.model.vgg.normalization == "released" and cfg.model.generator.block == "released"
+
+
 def _released_module(tmp_path, extra: list[str] = ()):
     from dmfn_lightning.train import build_module
 
