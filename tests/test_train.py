@@ -159,6 +159,42 @@ def test_export_generator_and_ema(tmp_path):
     assert not any(k.startswith("vgg.") for k in ckpt["state_dict"])  # frozen VGG kept out of checkpoints
 
 
+def test_lightning_load_from_checkpoint_validate_and_test_on_a_tiny_run(tmp_path):
+    import pytorch_lightning as pl
+    from hydra.utils import instantiate
+
+    from dmfn_lightning.module import DMFNModule
+
+    cfg = compose_config(["+experiment=demo", *TINY, "model.ema_decay=0.5"], tmp_path)
+    train(cfg)
+    last = tmp_path / "checkpoints" / "last.ckpt"
+    saved = torch.load(last, map_location="cpu", weights_only=True)
+
+    # The standard Lightning call: the networks are rebuilt from the config in the checkpoint's hyperparameters.
+    module = DMFNModule.load_from_checkpoint(last)
+    assert saved["hyper_parameters"]["config"]["model"]["generator"]["base_channels"] == 16
+    assert module.generator.config["base_channels"] == 16 and module.generator_ema is not None
+    state = module.state_dict()
+    assert state.keys() == saved["state_dict"].keys()
+    assert all(torch.equal(state[k], v) for k, v in saved["state_dict"].items())
+
+    def datamodule():
+        return instantiate(cfg.data)
+
+    quiet = {"logger": False, "enable_progress_bar": False, "enable_model_summary": False, "accelerator": "cpu"}
+    # Trainer.validate with ckpt_path restores the weights into a freshly built module...
+    fresh = DMFNModule.from_config(cfg)
+    via_ckpt = pl.Trainer(**quiet).validate(fresh, datamodule=datamodule(), ckpt_path=str(last))[0]
+    # ...and gives the same numbers as validating the module loaded above.
+    direct = pl.Trainer(**quiet).validate(module, datamodule=datamodule())[0]
+    assert {"val/psnr", "val/ssim", "val/l1", "val/reconstruction"} <= via_ckpt.keys()
+    assert via_ckpt == pytest.approx(direct, rel=1e-6)
+    # Trainer.test reports the Table 1 metrics on the test split.
+    tested = pl.Trainer(**quiet).test(module, datamodule=datamodule())[0]
+    assert {"test/psnr", "test/ssim", "test/l1", "test/l1_hole"} <= tested.keys()
+    assert 5 < tested["test/psnr"] < 60 and 0 < tested["test/ssim"] <= 1
+
+
 def test_init_from_starts_the_run_from_given_generator_and_discriminator_weights(tmp_path):
     from dmfn_lightning import train as train_mod
     from dmfn_lightning.models.io import export_generator

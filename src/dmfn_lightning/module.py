@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
 import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
 
 from dmfn_lightning.ema import EMA
@@ -38,6 +41,17 @@ def iterations_of(global_step: int) -> int:
 def global_steps_of(iterations: int) -> int:
     """Lightning's ``global_step`` after ``iterations`` paper iterations (``max_steps``, intervals, milestones)."""
     return int(iterations) * OPTIMIZER_STEPS_PER_ITERATION
+
+
+def run_config_of(cfg: DictConfig) -> dict[str, Any]:
+    """The resolved config without Hydra's own node: what checkpoints store and loggers receive."""
+    out: dict[str, Any] = {}
+    for key in cfg:
+        if key == "hydra":  # resolving it needs a live sweep (hydra.job.num) and it is not a training setting
+            continue
+        value = cfg[key]
+        out[key] = OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
+    return out
 
 
 class DivergenceError(DMFNError, RuntimeError):
@@ -86,6 +100,60 @@ class DMFNModule(pl.LightningModule):
         self.nonfinite_streak = 0
         self.val_metrics = None  # built in setup(): metric backbones stay out of the checkpoint
         self._compiled = False
+
+    # ------------------------------------------------------------ from config
+    @classmethod
+    def from_config(cls, cfg: Mapping[str, Any] | DictConfig) -> DMFNModule:
+        """Build the module the config's ``model`` node names, with its loss and optimizers, from a composed run
+        config (``conf/train.yaml``). The resolved config is kept as the hyperparameter ``config``, so every
+        checkpoint carries what is needed to rebuild the networks (:meth:`load_from_checkpoint`)."""
+        cfg = cfg if isinstance(cfg, DictConfig) else OmegaConf.create(dict(cfg))
+        module = instantiate(
+            cfg.model,
+            loss=instantiate(cfg.loss),
+            optimizer_g=instantiate(cfg.optim.generator),
+            optimizer_d=instantiate(cfg.optim.discriminator),
+            scheduler=instantiate(cfg.optim.scheduler) if cfg.optim.get("scheduler") else None,
+        )
+        # Set afterwards: passed through instantiate, the config's own _target_ keys would be instantiated too.
+        module.run_config = run_config_of(cfg)
+        module.save_hyperparameters({"config": module.run_config}, logger=False)
+        return module
+
+    @classmethod
+    def load_from_checkpoint(  # type: ignore[override]
+        cls,
+        checkpoint_path: str | Path,
+        map_location: str | torch.device | None = "cpu",
+        strict: bool = True,
+        overrides: list[str] | None = None,
+    ) -> DMFNModule:
+        """Rebuild a trained module from a training checkpoint (``last.ckpt``, ``best-*.ckpt``), as in Lightning.
+
+        The networks are rebuilt from the run config stored in the checkpoint (``overrides``, a Hydra-style dot
+        list such as ``["model.vgg.weights=random"]``, changes it first), then every weight is loaded. A run that
+        trained with random VGG19 features is rebuilt with random ones (the frozen VGG19 is not in checkpoints).
+        Checkpoints are read with ``weights_only=True``: an unsafe or foreign file is refused with the reason.
+        """
+        from dmfn_lightning.models.io import CheckpointError, safe_load
+
+        checkpoint = safe_load(checkpoint_path, map_location=map_location or "cpu")
+        config = (checkpoint.get("hyper_parameters") or {}).get("config") if isinstance(checkpoint, dict) else None
+        if not config and isinstance(checkpoint, dict):
+            config = (checkpoint.get("dmfn") or {}).get("config")
+        if not config or "state_dict" not in checkpoint:
+            raise CheckpointError(
+                f"{checkpoint_path} is not a DMFN training checkpoint with its run config (no hyper_parameters.config "
+                "and state_dict); load a generator file with dmfn_lightning.models.load_generator instead"
+            )
+        cfg = OmegaConf.create(config)
+        if (checkpoint.get("dmfn") or {}).get("vgg_weights") == "random":
+            cfg.model.vgg.weights = "random"
+        if overrides:
+            cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(list(overrides)))
+        module = cls.from_config(cfg)
+        module.load_state_dict(checkpoint["state_dict"], strict=strict)
+        return module
 
     # ------------------------------------------------------------------ setup
     @property
@@ -226,7 +294,7 @@ class DMFNModule(pl.LightningModule):
         image, mask, _ = self._prepare(batch)
         return self.eval_generator.inpaint(image, mask)
 
-    def validation_step(self, batch: Mapping[str, Tensor], batch_idx: int) -> None:
+    def _evaluation_step(self, batch: Mapping[str, Tensor], stage: str) -> None:
         output = self.inpaint_batch(batch)
         image, mask = batch["image"], batch["mask"]
         metrics = self.val_metrics[0]
@@ -234,18 +302,31 @@ class DMFNModule(pl.LightningModule):
             metrics.to(output.device)
         metrics.update(output.float(), image.float(), mask.float())
         self.log(
-            "val/reconstruction",
+            f"{stage}/reconstruction",
             (output - image).abs().mean(),
             on_epoch=True,
             sync_dist=True,
             batch_size=image.shape[0],
         )
 
-    def on_validation_epoch_end(self) -> None:
+    def _evaluation_epoch_end(self, stage: str) -> None:
         metrics = self.val_metrics[0]
         values = metrics.compute()  # torchmetrics reduces its states across DDP ranks
-        self.log_dict({f"val/{k}": v for k, v in values.items()}, prog_bar=True, sync_dist=False)
+        self.log_dict({f"{stage}/{k}": v for k, v in values.items()}, prog_bar=True, sync_dist=False)
         metrics.reset()
+
+    def validation_step(self, batch: Mapping[str, Tensor], batch_idx: int) -> None:
+        self._evaluation_step(batch, "val")
+
+    def on_validation_epoch_end(self) -> None:
+        self._evaluation_epoch_end("val")
+
+    def test_step(self, batch: Mapping[str, Tensor], batch_idx: int) -> None:
+        """``Trainer.test``: the Table 1 metrics (PSNR, SSIM, LPIPS when available, L1) on the test split."""
+        self._evaluation_step(batch, "test")
+
+    def on_test_epoch_end(self) -> None:
+        self._evaluation_epoch_end("test")
 
     # ------------------------------------------------------------ checkpoint
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:

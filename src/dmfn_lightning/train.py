@@ -34,7 +34,7 @@ from dmfn_lightning.models.io import (
     safe_load,
     state_mismatch,
 )
-from dmfn_lightning.module import global_steps_of, iterations_of
+from dmfn_lightning.module import DMFNModule, global_steps_of, iterations_of, run_config_of
 from dmfn_lightning.validation import validate_batch_statistics, validate_train_config
 
 log = logging.getLogger(__name__)
@@ -126,27 +126,8 @@ def build_trainer(cfg: DictConfig, run_dir: Path, callbacks, loggers) -> pl.Trai
     )
 
 
-def run_config_of(cfg: DictConfig) -> dict[str, Any]:
-    """The resolved config without Hydra's own node: what is stored in checkpoints and sent to loggers."""
-    out: dict[str, Any] = {}
-    for key in cfg:
-        if key == "hydra":  # resolving it needs a live sweep (hydra.job.num) and it is not a training setting
-            continue
-        value = cfg[key]
-        out[key] = OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
-    return out
-
-
 def build_module(cfg: DictConfig):
-    module = instantiate(
-        cfg.model,
-        loss=instantiate(cfg.loss),
-        optimizer_g=instantiate(cfg.optim.generator),
-        optimizer_d=instantiate(cfg.optim.discriminator),
-        scheduler=instantiate(cfg.optim.scheduler) if cfg.optim.get("scheduler") else None,
-    )
-    # Set afterwards: passed through instantiate, the config's own _target_ keys would be instantiated too.
-    module.run_config = run_config_of(cfg)
+    module = DMFNModule.from_config(cfg)
     init_from = cfg.get("init_from") or {}
     if init_from.get("generator") or init_from.get("discriminator"):
         loaded = init_from_release(module, init_from.get("generator"), init_from.get("discriminator"))
