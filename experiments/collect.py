@@ -82,8 +82,9 @@ PAPER: dict[str, PaperTable] = {
     ),
 }
 DATASETS = tuple(PAPER["1"].columns)
-# The dataset each sweep recipe trains on when the command line does not override `data=`.
-RECIPE_DATASET = {"table2": "paris", "table3": "celeba_hq"}
+# The dataset each sweep recipe trains on when the command line does not override `data=`; recipes that pick none
+# keep conf/train.yaml's default data config, the demo photos.
+RECIPE_DATASET = {"table2": "paris", "table3": "celeba_hq", None: "demo", "demo": "demo", "paper": "demo"}
 
 
 def _override(result: dict, name: str) -> str | None:
@@ -100,8 +101,8 @@ def run_dataset(result: dict) -> str | None:
     data = _override(result, "data")
     if data:
         return data
-    experiment = _override(result, "experiment") or ""
-    name = experiment.removeprefix("released_")
+    experiment = _override(result, "experiment")
+    name = (experiment or "").removeprefix("released_")
     if name in DATASETS:
         return name
     return RECIPE_DATASET.get(experiment)

@@ -142,6 +142,9 @@ def test_toy_table3_sweep_prints_the_four_paper_columns_on_celeba_hq(tmp_path):
     other = tmp_path / "paris"
     _write_run(other, "0", ["+experiment=table3", "data=paris", "loss=paper"], {})
     assert "Ours: paris." in collect.main([str(other)])
+    demo = tmp_path / "demo"
+    _write_run(demo, "0", ["+experiment=demo", "loss=no_align"], {})
+    assert "Ours: demo." in collect.main([str(demo)])
 
 
 def test_table1_runs_are_found_recursively_and_matched_by_dataset(tmp_path):
