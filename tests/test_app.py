@@ -247,6 +247,58 @@ def test_missing_gradio_says_how_to_install(monkeypatch):
         app.import_gradio()
 
 
+def test_output_locations_are_checked_before_loading_the_model(tmp_path, monkeypatch, capsys):
+    """Issue 16, item 6: an occupied or read-only --output-dir, or an unusable Gradio cache folder, is one line and
+    exit 2 before Gradio is imported or the model loaded (the checkpoint here does not even exist)."""
+    from readonly import unwritable_folder
+
+    occupied = tmp_path / "results.txt"
+    occupied.write_text("a file")
+    missing = str(tmp_path / "missing.pt")
+    for output, phrase in ((occupied, "existing file"), (unwritable_folder(tmp_path) / "out", "not writable")):
+        with pytest.raises(SystemExit) as info:
+            app.main(["--checkpoint", missing, "--output-dir", str(output)])
+        assert info.value.code == 2
+        err = capsys.readouterr().err
+        assert "--output-dir" in err and phrase in err and "missing.pt" not in err and "Traceback" not in err
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(occupied))
+    with pytest.raises(SystemExit):
+        app.main(["--checkpoint", missing])
+    err = capsys.readouterr().err
+    assert "GRADIO_TEMP_DIR" in err and "existing file" in err
+
+
+def test_results_go_to_the_output_dir(generator, tmp_path):
+    callback = app.make_callback(generator, output_dir=tmp_path / "results")
+    stroke = box_mask(50, 70, 40, 60)
+    _, _, png, _ = callback(editor(photo(), brush_layer(stroke)), None, "none", 0, "cpu", "fp32", 0)
+    assert Path(png).is_file() and Path(png).is_relative_to(tmp_path / "results")
+
+
+def test_folder_as_checkpoint_says_it_is_a_folder(generator, tmp_path, capsys):
+    """Issue 16, item 12."""
+    export_generator(generator, tmp_path / "run" / "generator.pt")
+    with pytest.raises(SystemExit):
+        app.main(["--checkpoint", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert "is a folder" in err and "generator.pt" in err and "does not exist" not in err
+
+
+def test_broken_generator_and_too_little_memory_are_visible_messages(generator, monkeypatch):
+    """Issue 16, items 5 and 9: in the page, not as a black hole or a traceback."""
+    import dmfn_lightning.inpainting as inpainting
+
+    broken = DMFNGenerator(num_blocks=1, base_channels=8).eval()
+    with torch.no_grad():
+        broken.decoder[-1].conv.bias.fill_(float("nan"))
+    stroke = box_mask(50, 70, 40, 60)
+    with pytest.raises(InpaintError, match="NaN or infinite"):
+        app.inpaint_request(broken, editor(photo(), brush_layer(stroke)))
+    monkeypatch.setattr(inpainting, "available_memory", lambda device: 2**20)
+    with pytest.raises(InpaintError, match=r"working size under 'Advanced'"):
+        app.inpaint_request(generator, editor(photo(), brush_layer(stroke)))
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # end to end in a real browser
 

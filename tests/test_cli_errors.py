@@ -103,3 +103,31 @@ def test_full_error_env_shows_the_traceback(entry, args, places, tmp_path):
     proc = run_module(entry, args, tmp_path, env={"HYDRA_FULL_ERROR": "1"}, timeout=120)
     assert proc.returncode != 0
     assert "Traceback" in proc.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("entry", ["inpaint", "export", "app"])
+@pytest.mark.parametrize("kind", ["existing-file", "read-only"])
+def test_unusable_output_location_fails_before_any_work(entry, kind, places, tmp_path):
+    """Issue 16, item 6: an existing file or a read-only folder as the output: one line, exit 2, no traceback, and
+    before the model is loaded (the checkpoint given does not even exist, yet the output is what is reported)."""
+    from readonly import unwritable_folder
+
+    if kind == "existing-file":
+        output, phrase = tmp_path / "taken.png.txt", "existing file"
+        output.write_text("a file")
+    else:
+        output, phrase = unwritable_folder(tmp_path) / "out", "not writable"
+    checkpoint = str(places["missing"]) + ".pt"
+    args = {
+        "inpaint": ["--checkpoint", checkpoint, "--image", str(places["gen"]), "--mask-type", "center"],
+        "export": ["--checkpoint", checkpoint],
+        "app": ["--checkpoint", checkpoint],
+    }[entry]
+    option = "--output-dir" if entry == "app" else "--output"
+    proc = run_module(entry, [*args, option, str(output)], tmp_path, timeout=120)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert phrase in proc.stderr and option in proc.stderr and "does not exist" not in proc.stderr, proc.stderr
+    message = [ln for ln in proc.stderr.strip().splitlines() if ln.strip() and "Warning" not in ln]
+    assert len(message) <= 2, proc.stderr  # the error line and the HYDRA_FULL_ERROR hint

@@ -103,3 +103,107 @@ def test_mismatch_is_an_error(generator, tmp_path, monkeypatch):
     monkeypatch.setattr(export_module, "verify", lambda *args, **kwargs: [1.0, 0.0])
     with pytest.raises(ExportError, match="differ from PyTorch"):
         export(generator, tmp_path, formats=["generator"], verify_sizes=SIZES, log=lambda *_: None)
+
+
+# ------------------------------------------------------------------------------------------------------ issue 16
+
+
+@pytest.mark.parametrize("fmt", ["torchscript", "onnx"])
+def test_exported_models_keep_the_input_size_for_any_height_and_width(fmt, generator, tmp_path):
+    """Item 8: a 30x46 input (not multiples of 4) gives a 30x46 output, padded and cropped inside the model as
+    run_generator does, instead of a silently larger prediction."""
+
+    def padded_reference(model, x):  # what run_generator does: reflect-pad to multiples of 4, crop back
+        h, w = x.shape[-2:]
+        padded = torch.nn.functional.pad(x, (0, -w % 4, 0, -h % 4), mode="reflect")
+        return reference(model, padded)[..., :h, :w]
+
+    if fmt == "onnx":
+        ort = pytest.importorskip("onnxruntime", reason="onnxruntime not installed")
+        pytest.importorskip("onnxscript", reason="the dynamo ONNX exporter needs onnxscript")
+    report = export(generator, tmp_path, formats=[fmt], verify_sizes=SIZES, log=lambda *_: None)
+    assert report["formats"][fmt]["verified"] is True
+    path = str(tmp_path / FILENAMES[fmt])
+    if fmt == "onnx":
+        session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+
+        def run(x):
+            return torch.from_numpy(session.run(None, {"input": x.numpy()})[0])
+    else:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            module = torch.jit.load(path)
+
+        def run(x):
+            with torch.no_grad():
+                return module(x)
+
+    for batch, (h, w) in ((1, (30, 46)), (2, (33, 41)), (1, (32, 48))):
+        x = example_input(batch, h, w, seed=3)
+        out = run(x)
+        assert out.shape == (batch, 3, h, w)
+        assert (out - padded_reference(generator, x)).abs().max() <= TOLERANCE
+    with pytest.raises(ValueError, match="divisible by 4"):  # the eager model still refuses: the wrapper pads
+        generator(example_input(1, 30, 46))
+    assert "30x47" in report["formats"][fmt]["max_abs_diff"]  # export() itself checks a size that needs padding
+
+
+def test_negative_tolerance_is_refused(generator, tmp_path, capsys):
+    """Item 12: --tolerance -1 used to be accepted and then report FAILED for a zero difference."""
+    from dmfn_lightning.export import ExportError
+
+    ckpt = export_generator(generator, tmp_path / "in.pt")
+    with pytest.raises(SystemExit) as info:
+        main(["--checkpoint", str(ckpt), "--output", str(tmp_path / "out"), "--tolerance", "-1"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert "--tolerance" in err and ">= 0" in err and "FAILED" not in err
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(ExportError, match=">= 0"):
+        export(generator, tmp_path / "api", formats=["generator"], tolerance=-1.0, log=lambda *_: None)
+    assert main(["--checkpoint", str(ckpt), "--output", str(tmp_path / "zero"), "--format", "generator",
+                 "--tolerance", "0", "--verify-sizes", "16x16"]) == 0  # fmt: skip
+
+
+def test_export_into_the_source_folder_keeps_the_source(generator, tmp_path, capsys):
+    """Item 12: exporting R/generator.pt into R would overwrite it and lose its metadata: refused; exported
+    elsewhere, the copy keeps the source's provenance."""
+    run = tmp_path / "run"
+    source = export_generator(generator, run / "generator.pt", metadata={"iteration": 7, "vgg_weights": "x"})
+    before = source.read_bytes()
+    with pytest.raises(SystemExit) as info:
+        main(["--checkpoint", str(source), "--output", str(run), "--format", "generator"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert "overwrite" in err and "another --output" in err and "Traceback" not in err
+    assert source.read_bytes() == before
+    args = ["--checkpoint", str(source), "--output", str(tmp_path / "copy"), "--format", "generator"]
+    assert main([*args, "--verify-sizes", "16x16"]) == 0
+    copied = torch.load(tmp_path / "copy" / "generator.pt", weights_only=True)["metadata"]
+    assert copied["source"] == str(source) and copied["source_metadata"] == {"iteration": 7, "vgg_weights": "x"}
+
+
+def test_export_output_is_checked_before_loading_the_model(generator, tmp_path, monkeypatch, capsys):
+    """Item 6: an existing file or a read-only folder as --output: one line, exit 2, before anything is loaded."""
+    from readonly import unwritable_folder
+
+    import dmfn_lightning.models as models
+
+    monkeypatch.setattr(models, "load_generator", lambda *a, **k: (_ for _ in ()).throw(AssertionError("loaded")))
+    occupied = tmp_path / "exported.onnx"
+    occupied.write_text("a file")
+    for output, phrase in ((occupied, "existing file"), (unwritable_folder(tmp_path) / "out", "not writable")):
+        with pytest.raises(SystemExit) as info:
+            main(["--checkpoint", str(tmp_path / "missing.pt"), "--output", str(output)])
+        assert info.value.code == 2
+        err = capsys.readouterr().err
+        assert phrase in err and "Traceback" not in err and "missing.pt" not in err
+
+
+def test_folder_as_checkpoint_says_it_is_a_folder(generator, tmp_path, capsys):
+    """Item 12: a folder as --checkpoint is "a folder", not "does not exist"."""
+    export_generator(generator, tmp_path / "run" / "generator.pt")
+    with pytest.raises(SystemExit):
+        main(["--checkpoint", str(tmp_path / "run"), "--output", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert "is a folder" in err and "does not exist" not in err

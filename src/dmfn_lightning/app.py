@@ -45,6 +45,7 @@ from dmfn_lightning.errors import DMFNError, exit_on_user_error
 from dmfn_lightning.inpainting import (
     PRECISIONS,
     InpaintError,
+    InpaintMemoryError,
     generate_mask,
     inpaint,
     load_image,
@@ -257,7 +258,9 @@ def inpaint_request(
     start = time.perf_counter()
     try:
         result = inpaint(generator, image, hole, working_size=working, device=device, precision=precision)
-    except RuntimeError as err:  # e.g. an operator not implemented for fp16 on this device, out of memory
+    except InpaintMemoryError as err:  # the library's memory guard, or an allocation that failed
+        raise InpaintMemoryError(f"{err} In this app, set the working size under 'Advanced'.") from err
+    except RuntimeError as err:  # e.g. an operator not implemented for fp16 on this device
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise InpaintError(
             f"Inpainting failed on {device} with {precision}: {first}. Try fp32 or another device."

@@ -275,10 +275,10 @@ def run(args: argparse.Namespace) -> list[Path]:
     outputs = output_paths(images, Path(args.output).expanduser())  # before any work: fail fast on a bad --output
     masks = match_masks(images, Path(args.mask).expanduser()) if args.mask else [None] * len(images)
     device = resolve_device(args.device)
+    generator = load_generator(args.checkpoint, map_location=device, prefer_ema=not args.no_ema)
     sizes = [read_size(p) for p in images]  # headers only: batches are formed before decoding anything
     if not args.resize_mask:
         check_mask_sizes(images, sizes, masks, read_size)
-    generator = load_generator(args.checkpoint, map_location=device, prefer_ema=not args.no_ema)
     for width, height in sorted(set(sizes), key=lambda s: s[0] * s[1], reverse=True):
         # One image of every size must fit before anything runs (batches are then cut to what fits).
         check_memory(generator, height, width, working_size=args.working_size, device=device)
