@@ -181,11 +181,11 @@ class ImagePanels(pl.Callback):
                 logger.log_image(
                     "val/panels",
                     [str(path)],
-                    step=trainer.global_step,
+                    step=iteration,
                     caption=["masked input | output | ground truth"],
                 )
             elif hasattr(getattr(logger, "experiment", None), "add_image"):  # TensorBoard
-                logger.experiment.add_image("val/panels", grid, global_step=trainer.global_step)
+                logger.experiment.add_image("val/panels", grid, global_step=iteration)
         return path
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:

@@ -35,6 +35,32 @@ def _hydra_job() -> tuple[str | None, str | None]:
     return f"{hc.job.name}-{group}", overrides
 
 
+class IterationWandbLogger(WandbLogger):
+    """``WandbLogger`` whose charts all use the paper's ``iteration`` as their x axis.
+
+    Lightning declares ``trainer/global_step`` as W&B's step metric; with manual optimization that counts both
+    optimizer steps of an iteration. Here ``iteration`` is declared instead (``define_metric``) and added to every
+    logged row that lacks it: Lightning passes its step for training and validation metrics, which counts batches,
+    i.e. iterations, and :class:`dmfn_lightning.callbacks.ImagePanels` passes the iteration for its images.
+    """
+
+    STEP_METRIC = "iteration"
+
+    @property
+    def experiment(self):
+        experiment = super().experiment
+        if not getattr(self, "_iteration_axis_defined", False) and hasattr(experiment, "define_metric"):
+            experiment.define_metric(self.STEP_METRIC)
+            experiment.define_metric("*", step_metric=self.STEP_METRIC, step_sync=True)
+            self._iteration_axis_defined = True
+        return experiment
+
+    def log_metrics(self, metrics, step: int | None = None) -> None:
+        if step is not None and self.STEP_METRIC not in metrics:
+            metrics = {**metrics, self.STEP_METRIC: step}
+        super().log_metrics(metrics, step)
+
+
 def build_wandb_logger(
     project: str = "dmfn_lightning",
     entity: str | None = None,
@@ -43,10 +69,12 @@ def build_wandb_logger(
     log_model: bool = False,
     save_dir: str = "outputs",
     name: str | None = None,
-) -> WandbLogger:
+) -> IterationWandbLogger:
     """A ``WandbLogger`` that is online when the user is logged in (or ``WANDB_MODE`` says so) and offline
     otherwise, with a printed ``wandb sync`` hint. Multirun jobs share a group named after the sweep and are
-    named by their overridden keys. Image panels come from :class:`dmfn_lightning.callbacks.ImagePanels`."""
+    named by their overridden keys. Image panels come from :class:`dmfn_lightning.callbacks.ImagePanels`.
+    ``save_dir`` is the run directory by default (``conf/logger/wandb.yaml``): the W&B files of a run live beside
+    its checkpoints and config, ``<run dir>/wandb/``."""
     mode = os.environ.get("WANDB_MODE")
     if mode is None:
         mode = "online" if _wandb_logged_in() else "offline"
@@ -55,7 +83,7 @@ def build_wandb_logger(
     os.environ["WANDB_MODE"] = mode
     sweep_group, job_name = _hydra_job()
     Path(save_dir).mkdir(parents=True, exist_ok=True)
-    logger = WandbLogger(
+    logger = IterationWandbLogger(
         project=project,
         entity=entity,
         group=group or sweep_group,

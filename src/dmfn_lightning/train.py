@@ -22,6 +22,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ModelCheckpoint
+from pytorch_lightning.loggers import WandbLogger
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from dmfn_lightning.callbacks import AtomicCheckpointIO, BestCheckpoints, LastCheckpoint
@@ -266,7 +267,7 @@ def _job_overrides() -> list[str]:
 
 def _finish_wandb(loggers) -> None:
     # Multirun jobs run in one process: without finish() the next job would log into this run.
-    if any(type(lg).__name__ == "WandbLogger" for lg in loggers):
+    if any(isinstance(lg, WandbLogger) for lg in loggers):
         import wandb
 
         wandb.finish()
