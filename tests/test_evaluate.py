@@ -307,3 +307,44 @@ def test_missing_data_is_a_data_error(setup, tmp_path):
     with pytest.raises(DataError, match=r"nowhere.*DMFN_DATA"), warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         evaluate(cfg)
+
+
+def test_fid_kid_without_inception_weights_finish_and_say_where_to_put_them(setup, tmp_path, empty_torch_home, capfd):
+    from dmfn_lightning.metrics import INCEPTION_WEIGHTS_FILE
+
+    summary = run(setup, tmp_path, "metrics.fid=true", "metrics.kid=true")
+    lines = [line for line in capfd.readouterr().err.splitlines() if "FID/KID skipped" in line]
+    assert len(lines) == 1, lines
+    assert INCEPTION_WEIGHTS_FILE in lines[0] and f"{empty_torch_home / 'hub' / 'checkpoints'}/" in lines[0]
+    assert "the other metrics are computed" in lines[0]
+    assert "fid" not in summary["metrics"] and summary["metrics"]["psnr"] > 0 and summary["n_images"] == N_IMAGES
+    assert INCEPTION_WEIGHTS_FILE in summary["fid_kid"]["skipped"]
+    table = (tmp_path / "table1.md").read_text()
+    assert "## FID and KID" in table and "Not computed: FID/KID skipped" in table
+
+
+def test_fid_kid_with_a_custom_feature_extractor(setup, tmp_path):
+    from test_metrics import RandomFeatures
+
+    summaries = []
+    for name in ("a", "b"):
+        cfg = compose_config(overrides(setup, tmp_path / name, "metrics.fid=true", "metrics.kid=true"))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            summaries.append(evaluate(cfg, feature_extractor=RandomFeatures()))
+    first, second = summaries
+    assert first["metrics"] == second["metrics"]  # KID's subsets are seeded
+    assert first["metrics"]["fid"] > 0 and first["metrics"]["kid"] is not None and first["metrics"]["kid_std"] >= 0
+    info = first["fid_kid"]
+    assert info["metrics"] == ["fid", "kid"] and info["weights"] == "custom"
+    assert info["kid_subset_size"] == N_IMAGES  # clamped to the test set
+    table = (tmp_path / "a" / "table1.md").read_text()
+    assert "## FID and KID" in table and "custom: RandomFeatures (32-d), weights: custom" in table
+    assert (tmp_path / "a" / "summary.json").read_bytes() == (tmp_path / "b" / "summary.json").read_bytes()
+
+
+def test_fid_kid_config_errors(setup, tmp_path):
+    with pytest.raises(ConfigError, match=r"metrics\.fid='yes'; allowed: true, false"):
+        run(setup, tmp_path, "metrics.fid=yes")
+    with pytest.raises(ConfigError, match=r"metrics\.kid_subset_size=0"):
+        run(setup, tmp_path, "metrics.kid_subset_size=0")
