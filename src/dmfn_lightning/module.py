@@ -43,6 +43,20 @@ def global_steps_of(iterations: int) -> int:
     return int(iterations) * OPTIMIZER_STEPS_PER_ITERATION
 
 
+def _build_optimizer(factory: OptimizerFactory, network: nn.Module) -> torch.optim.Optimizer:
+    """``factory(params=...)``; Adam/AdamW left at ``fused=None`` are built fused where the parameters' device
+    supports it: one kernel per step instead of several per tensor, and a device-side skip of non-finite updates."""
+    keywords = getattr(factory, "keywords", {}) or {}
+    func = getattr(factory, "func", None)
+    params = list(network.parameters())
+    fusable = func in (torch.optim.Adam, torch.optim.AdamW) and keywords.get("fused") is None
+    if fusable and params and all(p.is_floating_point() for p in params):
+        device = params[0].device.type
+        if device in ("cuda", "cpu") and all(p.device.type == device for p in params):
+            return factory(params=params, fused=True)
+    return factory(params=params)
+
+
 def run_config_of(cfg: DictConfig) -> dict[str, Any]:
     """The resolved config without Hydra's own node: what checkpoints store and loggers receive."""
     out: dict[str, Any] = {}
@@ -97,7 +111,8 @@ class DMFNModule(pl.LightningModule):
         self.use_compile = compile
         self.val_lpips = val_lpips
         self.run_config = dict(run_config or {})
-        self.nonfinite_streak = 0
+        self.nonfinite_streak = 0  # host copy of _nonfinite_streak_t, refreshed on logging iterations
+        self._nonfinite_streak_t: Tensor | None = None
         self.val_metrics = None  # built in setup(): metric backbones stay out of the checkpoint
         self._compiled = False
 
@@ -184,8 +199,8 @@ class DMFNModule(pl.LightningModule):
 
     def configure_optimizers(self):
         # Built from each network's own parameters, never self.parameters() (VGG and EMA must not be optimised).
-        opt_g = self._optimizer_g(params=self.generator.parameters())
-        opt_d = self._optimizer_d(params=self.discriminator.parameters())
+        opt_g = _build_optimizer(self._optimizer_g, self.generator)
+        opt_d = _build_optimizer(self._optimizer_d, self.discriminator)
         if self._scheduler is None:
             return [opt_g, opt_d]
         schedulers = [
@@ -202,17 +217,36 @@ class DMFNModule(pl.LightningModule):
             mask = mask.contiguous(memory_format=torch.channels_last)
         return image, mask, bbox
 
+    def _skips_on_device(self, optimizer) -> bool:
+        """Whether ``optimizer`` can skip a non-finite update from a device-side flag (no host sync).
+
+        Fused Adam/AdamW/SGD read ``found_inf`` on the device and leave parameters, moments and step count untouched
+        when it is set. With a GradScaler (``16-mixed``) the scaler owns that flag, so the guard falls back to
+        checking the loss on the host.
+        """
+        inner = getattr(optimizer, "optimizer", optimizer)
+        precision_plugin = getattr(self._trainer, "precision_plugin", None) if self._trainer is not None else None
+        return bool(inner.defaults.get("fused")) and getattr(precision_plugin, "scaler", None) is None
+
     def _step_optimizer(self, optimizer, loss: Tensor) -> Tensor:
         """Backward + (clip) + step, skipping the update when ``loss`` is not finite. Returns ``isfinite(loss)``."""
         finite = torch.isfinite(loss)
         optimizer.zero_grad(set_to_none=True)
-        # One host sync per update: the price of never stepping on a NaN (set max_nonfinite_steps=0 to skip it).
-        if self.max_nonfinite_steps and not bool(finite):
+        on_device = self.max_nonfinite_steps and self._skips_on_device(optimizer)
+        # Without a fused optimizer the skip needs the flag on the host: one sync per update.
+        if self.max_nonfinite_steps and not on_device and not bool(finite):
             return finite
         self.manual_backward(loss)
         if self.grad_clip_norm:
             self.clip_gradients(optimizer, gradient_clip_val=self.grad_clip_norm, gradient_clip_algorithm="norm")
-        optimizer.step()
+        inner = getattr(optimizer, "optimizer", optimizer)
+        if on_device:
+            inner.found_inf = (~finite).float()
+        try:
+            optimizer.step()
+        finally:
+            if on_device:
+                del inner.found_inf
         return finite
 
     def training_step(self, batch: Mapping[str, Tensor], batch_idx: int) -> None:
@@ -258,6 +292,13 @@ class DMFNModule(pl.LightningModule):
         self._after_iteration(g_finite, d_finite)
         self._log_training(g_terms, d_terms, real_logits, fake_logits_d)
 
+    def _logging_iteration(self) -> bool:
+        """Whether Lightning writes logged metrics after this iteration: the only iterations allowed a host sync."""
+        try:
+            return bool(self.trainer._logger_connector.should_update_logs)
+        except (AttributeError, RuntimeError, NotImplementedError):  # not attached to a fitting Trainer
+            return True
+
     def _after_iteration(self, g_finite: Tensor, d_finite: Tensor) -> None:
         for scheduler in self.lr_schedulers() or []:
             scheduler.step()
@@ -265,11 +306,16 @@ class DMFNModule(pl.LightningModule):
             self.generator_ema.update(self.generator)
         if not self.max_nonfinite_steps:
             return
-        if bool(g_finite) and bool(d_finite):  # already synced in _step_optimizer
-            self.nonfinite_streak = 0
+        # The streak of non-finite iterations is counted on the device and read on logging iterations only.
+        both = g_finite & d_finite
+        streak = self._nonfinite_streak_t
+        streak = torch.zeros((), device=both.device) if streak is None else streak.to(both.device)
+        self._nonfinite_streak_t = torch.where(both, torch.zeros_like(streak), streak + 1)
+        if not self._logging_iteration():
             return
-        self.nonfinite_streak += 1
-        self.log("train/nonfinite_streak", float(self.nonfinite_streak), on_step=True)
+        self.nonfinite_streak = int(self._nonfinite_streak_t.item())
+        if self.nonfinite_streak:
+            self.log("train/nonfinite_streak", float(self.nonfinite_streak), on_step=True)
         if self.nonfinite_streak >= self.max_nonfinite_steps:
             raise DivergenceError(
                 f"training diverged: {self.nonfinite_streak} iterations in a row with a non-finite loss "
@@ -286,7 +332,8 @@ class DMFNModule(pl.LightningModule):
         # Tensors go to the logger as-is: no .item() on the hot path; Lightning syncs only when it writes.
         self.log_dict(logs, on_step=True, on_epoch=False, prog_bar=False)
         self.log("iteration", float(self.iteration), on_step=True, prog_bar=False)  # already counts this one
-        self.log("g_total", g_terms["total"].detach(), prog_bar=True, on_step=True, logger=False)
+        if self._logging_iteration():  # the progress bar reads its values on the host: only when logs are written
+            self.log("g_total", g_terms["total"].detach(), prog_bar=True, on_step=True, logger=False)
 
     # ------------------------------------------------------------- validation
     @torch.no_grad()
