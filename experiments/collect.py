@@ -1,6 +1,6 @@
 """Tabulate runs of the paper's Tables 1, 2 or 3 as Markdown: every column the paper prints, beside ours.
 
-    python experiments/collect.py outputs/table2_multirun/<timestamp> [--table 2] [--output table2.md]
+    python experiments/collect.py outputs/table2_multirun/<timestamp> [--table 2] [--output table2.md] [--wandb]
 
 Each run directory holds the ``results.json`` that ``dmfn_lightning.train`` writes at the end of a run (found
 recursively, so a Table 1 directory may hold one run per dataset). The metrics are the validation metrics of the
@@ -152,18 +152,16 @@ def _count(value: int | None) -> str:
     return "-" if value is None else f"{value:,}"
 
 
-def markdown_table(runs: list[dict], table: str) -> str:
+def table_rows(runs: list[dict], table: str) -> tuple[list[str], list[list[str]]]:
+    """Column names and rows (as printed) of ``table`` for ``runs``: every paper column, with our run beside it."""
     spec = PAPER[table]
     key = spec.key
-    ours_on = sorted({str(run["dataset"]) for run in runs if run.get("dataset")}) or ["unknown"]
-    lines = [f"## {spec.title}", "", f"Paper: {spec.dataset}. Ours: {', '.join(ours_on)}.", ""]
     columns = [key.removesuffix("_name"), "paper column", "iterations"]
     columns += ["LPIPS (ours)", "LPIPS (paper)", "PSNR (ours)", "PSNR (paper)", "SSIM (ours)", "SSIM (paper)"]
     if table == "2":
         columns += ["params/block (ours)", "params/block (paper)"]
-    lines += ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
 
-    def row(name: str, paper: PaperColumn | None, run: dict | None) -> str:
+    def row(name: str, paper: PaperColumn | None, run: dict | None) -> list[str]:
         m = (run or {}).get("metrics", {})
         cells = [
             name,
@@ -178,13 +176,59 @@ def markdown_table(runs: list[dict], table: str) -> str:
         ]
         if table == "2":
             cells += [_count(block_params(name)), _count(paper.params if paper else None)]
-        return "| " + " | ".join(cells) + " |"
+        return cells
 
+    rows: list[list[str]] = []
     for name, paper in spec.columns.items():
         matched = [run for run in runs if run.get(key) == name]
-        lines += [row(name, paper, run) for run in matched] or [row(name, paper, None)]
-    lines += [row(str(run.get(key)), None, run) for run in runs if run.get(key) not in spec.columns]
+        rows += [row(name, paper, run) for run in matched] or [row(name, paper, None)]
+    rows += [row(str(run.get(key)), None, run) for run in runs if run.get(key) not in spec.columns]
+    return columns, rows
+
+
+def markdown_table(runs: list[dict], table: str) -> str:
+    spec = PAPER[table]
+    ours_on = sorted({str(run["dataset"]) for run in runs if run.get("dataset")}) or ["unknown"]
+    columns, rows = table_rows(runs, table)
+    lines = [f"## {spec.title}", "", f"Paper: {spec.dataset}. Ours: {', '.join(ours_on)}.", ""]
+    lines += ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(cells) + " |" for cells in rows]
     return "\n".join(lines) + "\n"
+
+
+def sweep_group(sweep_dir: Path) -> str:
+    """The W&B group the sweep's training jobs logged to (``dmfn_lightning.loggers``: ``train-<sweep dir name>``)."""
+    return f"train-{sweep_dir.resolve().name}"
+
+
+def log_to_wandb(runs: list[dict], table: str, sweep_dir: Path, project: str, group: str | None = None) -> str:
+    """Log the table as a ``wandb.Table`` (key ``paper/table<N>``) in a ``collect`` run of the sweep's group.
+
+    Online when logged in to W&B (or ``WANDB_MODE`` says so), offline otherwise; the run's files go to
+    ``<sweep dir>/wandb``. Returns the run's local directory.
+    """
+    import os
+
+    import wandb
+
+    from dmfn_lightning.loggers import _wandb_logged_in
+
+    mode = os.environ.get("WANDB_MODE") or ("online" if _wandb_logged_in() else "offline")
+    columns, rows = table_rows(runs, table)
+    run = wandb.init(
+        project=project,
+        group=group or sweep_group(sweep_dir),
+        job_type="collect",
+        name=f"table{table}",
+        dir=str(sweep_dir),
+        mode=mode,
+        config={"table": table, "paper_dataset": PAPER[table].dataset, "runs": len(runs)},
+        settings=wandb.Settings(init_timeout=30, silent=True),
+    )
+    run.log({f"paper/table{table}": wandb.Table(columns=columns, data=rows)})
+    local_dir = str(run.dir)
+    run.finish()
+    return local_dir
 
 
 def main(argv: list[str] | None = None) -> str:
@@ -192,12 +236,19 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("sweep_dir", type=Path)
     parser.add_argument("--table", choices=sorted(PAPER), help="default: inferred from the runs' overrides")
     parser.add_argument("--output", type=Path, help="also write the table to this file")
+    parser.add_argument("--wandb", action="store_true", help="also log the table to the sweep's W&B group")
+    parser.add_argument("--wandb-project", default="dmfn_lightning", help="W&B project (default: %(default)s)")
+    parser.add_argument("--wandb-group", help="W&B group (default: train-<sweep dir name>, as the jobs logged)")
     args = parser.parse_args(argv)
     runs = load_runs(args.sweep_dir)
-    text = markdown_table(runs, args.table or infer_table(runs))
+    table = args.table or infer_table(runs)
+    text = markdown_table(runs, table)
     print(text)
     if args.output:
         args.output.write_text(text)
+    if args.wandb:
+        where = log_to_wandb(runs, table, args.sweep_dir, args.wandb_project, args.wandb_group)
+        print(f"logged paper/table{table} to W&B group {args.wandb_group or sweep_group(args.sweep_dir)} ({where})")
     return text
 
 

@@ -163,3 +163,27 @@ def test_table1_runs_are_found_recursively_and_matched_by_dataset(tmp_path):
 def test_no_results_is_a_clear_error(tmp_path):
     with pytest.raises(SystemExit, match=r"no results\.json under"):
         collect.main([str(tmp_path)])
+
+
+def test_collector_logs_its_table_to_the_sweeps_wandb_group_offline(tmp_path, monkeypatch):
+    from wandb_records import finished_wandb_records
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    sweep = tmp_path / "2026-01-01_00-00-00"
+    for i, loss in enumerate(("paper", "no_align")):
+        _write_run(sweep, f"{i}_loss={loss}", ["+experiment=table3", f"loss={loss}"], {"val/psnr": 21.0 + i})
+    collect.main([str(sweep), "--wandb"])
+    files = list((sweep / "wandb").glob("offline-run-*/*.wandb"))  # beside the sweep's jobs
+    assert len(files) == 1
+    records = finished_wandb_records(files[0])
+    run = next(r.run for r in records if r.HasField("run"))
+    assert run.run_group == "train-2026-01-01_00-00-00" and run.job_type == "collect"  # the group the jobs logged to
+    logged = {
+        "/".join(i.nested_key) or i.key: i.value_json for r in records if r.HasField("history") for i in r.history.item
+    }
+    assert json.loads(logged["paper/table3/_type"]) == "table-file" and logged["paper/table3/nrows"] == "4"
+    table_files = list(files[0].parent.rglob("media/table/paper/table3_*.table.json"))
+    table = json.loads(table_files[0].read_text())
+    assert table["columns"][:2] == ["loss", "paper column"]
+    assert [row[0] for row in table["data"]] == ["no_self_guided", "no_align", "no_dis_fm", "paper"]
+    assert table["data"][3][5:7] == ["21.00", "25.83"]  # ours beside the paper's PSNR

@@ -6,13 +6,13 @@ import copy
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
 from cli import run_module
 from fakes import fake_dataset_layouts
+from wandb_records import finished_wandb_records
 
 from dmfn_lightning.train import compose_config, train
 
@@ -266,36 +266,6 @@ def test_ddp_two_cpu_processes_end_with_identical_weights(tmp_path):
     assert ckpt["global_step"] == 6
 
 
-def _wandb_records(path: Path) -> list:
-    """Every record of an offline W&B run file, parsed with W&B's own protobuf definitions.
-
-    The file is a LevelDB-style log: a 7-byte file header, then 32 KiB blocks of chunks, each with a 7-byte header
-    (CRC32, length, type: 1 full, 2 first, 3 middle, 4 last) and a tail of fewer than 7 bytes left as padding.
-    """
-    import struct
-
-    from wandb.proto import wandb_internal_pb2
-
-    data = path.read_bytes()
-    ident, magic, _version = struct.unpack("<4sHB", data[:7])
-    assert ident == b":W&B" and magic == 0xBEE1, (ident, magic)
-    records, pending, pos, block = [], b"", 7, 32768
-    while pos + 7 <= len(data):
-        if block - pos % block < 7:  # block tail too short for a header
-            pos += block - pos % block
-            continue
-        _crc, length, kind = struct.unpack("<IHB", data[pos : pos + 7])
-        if kind == 0 and length == 0:
-            break
-        chunk, pos = data[pos + 7 : pos + 7 + length], pos + 7 + length
-        pending = chunk if kind in (1, 2) else pending + chunk
-        if kind in (1, 4):
-            record = wandb_internal_pb2.Record()
-            record.ParseFromString(pending)
-            records.append(record)
-    return records
-
-
 def test_wandb_offline_run_lives_in_the_run_dir_with_iteration_as_x_axis(tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "offline")
     run_dir = tmp_path / "run"
@@ -315,14 +285,7 @@ def test_wandb_offline_run_lives_in_the_run_dir_with_iteration_as_x_axis(tmp_pat
     assert len(runs) == 1
     media = list(runs[0].rglob("media/images/**/*.png"))
     assert media, sorted(str(p.relative_to(runs[0])) for p in runs[0].rglob("*"))[:30]
-    run_file = next(runs[0].glob("*.wandb"))
-    deadline = time.monotonic() + 60
-    # W&B's service process finishes writing the file shortly after wandb.finish() returns: wait for its exit record.
-    records = _wandb_records(run_file)
-    while not any(r.HasField("exit") for r in records):
-        assert time.monotonic() < deadline, [r.WhichOneof("record_type") for r in records]
-        time.sleep(0.2)
-        records = _wandb_records(run_file)
+    records = finished_wandb_records(next(runs[0].glob("*.wandb")))
 
     # Every chart is drawn against `iteration`: declared as the step metric of all keys...
     metrics = {r.metric.name or r.metric.glob_name: r.metric.step_metric for r in records if r.HasField("metric")}
