@@ -31,6 +31,7 @@ from dmfn_lightning.manifest import (
     pixels_sha256,
     protocol_generators,
     read_manifest,
+    resolve_images,
     score_outputs,
     shipped_manifests,
     write_manifest,
@@ -334,3 +335,26 @@ def test_evaluate_a_shipped_manifest(setup, tmp_path, monkeypatch):
     first_four = ["+data.val.limit=4", "data.val.expected_count=null", f"output_dir={tmp_path / 'b'}"]
     direct = evaluate(compose_config([*args, *first_four]))
     assert direct["metrics"] == summary["metrics"]
+
+
+def test_a_flat_ffhq_folder_is_matched_by_file_name(tmp_path):
+    rows = read_manifest("pkg:ffhq_center").rows[:3]  # images1024x1024/60000/6000N.png, the official tree
+    flat = tmp_path / "ffhq" / "images1024x1024"
+    flat.mkdir(parents=True)
+    for row in rows:
+        Image.new("RGB", (8, 8)).save(flat / Path(row.image).name)
+    manifest = Manifest(rows, "pkg:ffhq_center", tmp_path)
+    with pytest.raises(ManifestError, match=r"3 of 3 images of pkg:ffhq_center do not exist"):
+        resolve_images(manifest, tmp_path / "ffhq")
+    paths = resolve_images(manifest, tmp_path / "ffhq", lambda: sorted(flat.iterdir()))
+    assert paths == [flat / Path(row.image).name for row in rows]
+
+
+def test_manifest_out_needs_centre_cropped_test_images(setup, tmp_path):
+    from dmfn_lightning.errors import ConfigError
+
+    args = [f"ckpt={setup['ckpt']}", "data=demo", "data.image_size=32", "data.num_workers=0", "lpips.enabled=false"]
+    args += ["progress=false", f"output_dir={tmp_path / 'out'}", f"manifest_out={tmp_path / 'm.csv'}"]
+    with pytest.raises(ConfigError, match="manifest_out needs centre-cropped test images"):
+        evaluate(compose_config(args))
+    assert not (tmp_path / "out" / "summary.json").exists()
