@@ -26,7 +26,7 @@ def config_dir() -> Path:
         if (candidate / "train.yaml").is_file():
             return candidate
     searched = ", ".join(str(c) for c in candidates)
-    raise FileNotFoundError(
+    raise ConfigError(
         f"dmfn_lightning cannot find its Hydra configs (looked for train.yaml in: {searched}). "
         "Reinstall the package, or set DMFN_CONFIG_DIR to a copy of the repository's conf/ directory."
     )

@@ -23,32 +23,51 @@ class ConfigError(DMFNError, ValueError):
     """A configuration value is invalid; the message names the key, the value and the valid choices."""
 
 
-def _user_error_types() -> tuple[type[BaseException], ...]:
-    # Imported lazily: each lives beside the code that raises it.
-    from dmfn_lightning.models.io import CheckpointError
-    from dmfn_lightning.weights import WeightsUnavailableError
+class DataError(DMFNError, ValueError):
+    """Bad data or data configuration: the message names the path and the problem."""
 
-    types: list[type[BaseException]] = [
-        DMFNError,
-        CheckpointError,
-        WeightsUnavailableError,
-        FileNotFoundError,
-    ]
-    try:
-        from dmfn_lightning.data.datasets import DataError
 
-        types.append(DataError)
-    except ImportError:  # pragma: no cover - data layer always present in a full install
-        pass
-    return tuple(types)
+class CheckpointError(DMFNError, ValueError):
+    """A checkpoint or generator file cannot be used; the message says which file and why."""
+
+
+class WeightsUnavailableError(DMFNError, RuntimeError):
+    """Pretrained weights are neither cached nor downloadable; the message names the file and where it goes."""
+
+
+class DivergenceError(DMFNError, RuntimeError):
+    """Training produced too many non-finite losses in a row."""
+
+
+class ExportError(DMFNError, RuntimeError):
+    """Export failed or the exported model does not match PyTorch."""
+
+
+class ManifestError(DMFNError, ValueError):
+    """An evaluation manifest, or a mask file it lists, is missing, malformed or changed (checksum)."""
+
+
+class InpaintError(DMFNError, ValueError):
+    """Invalid input to inpainting (image, mask, sizes, options); the message names the input and the problem."""
+
+
+class InpaintMemoryError(InpaintError):
+    """Inpainting would not fit, or did not fit, in memory; the message suggests a smaller working size."""
+
+
+class NonFiniteOutputError(InpaintError):
+    """The generator produced NaN or infinite values inside the hole (broken weights): nothing is saved."""
+
+
+class OutputPathError(DMFNError, ValueError):
+    """An output location is occupied or not writable; checked before any work starts."""
 
 
 def user_error_cause(exc: BaseException) -> BaseException | None:
     """The user error behind ``exc``: itself, or the cause Hydra's ``instantiate`` wrapped it in."""
-    types = _user_error_types()
     seen = 0
     while exc is not None and seen < 5:
-        if isinstance(exc, types):
+        if isinstance(exc, DMFNError):
             return exc
         if type(exc).__name__ != "InstantiationException":
             return None

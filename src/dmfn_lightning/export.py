@@ -56,7 +56,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from dmfn_lightning.errors import DMFNError, exit_on_user_error
+from dmfn_lightning.errors import ExportError, exit_on_user_error
 
 FORMATS = ("torchscript", "onnx", "pt2", "generator")
 DEFAULT_FORMATS = ("torchscript", "onnx", "generator")
@@ -70,10 +70,6 @@ DEFAULT_VERIFY_SIZES = ((256, 256), (192, 320))
 # Example input for tracing/exporting: batch 2 and H != W so that no dimension is specialised to 1 or tied to
 # another by the exporters.
 _EXAMPLE_SHAPE = (2, 4, 64, 96)
-
-
-class ExportError(DMFNError, RuntimeError):
-    """Export failed or the exported model does not match PyTorch."""
 
 
 def example_input(batch: int, height: int, width: int, seed: int = 0) -> Tensor:

@@ -18,7 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
 
 from dmfn_lightning.ema import EMA
-from dmfn_lightning.errors import DMFNError
+from dmfn_lightning.errors import DivergenceError
 from dmfn_lightning.models import DMFNGenerator, GlobalLocalDiscriminator, VGG19Features, crop_local
 
 # The frozen VGG19 (and the EMA copy) are in eval mode on purpose; Lightning's generic warning about it is noise.
@@ -66,10 +66,6 @@ def run_config_of(cfg: DictConfig) -> dict[str, Any]:
         value = cfg[key]
         out[key] = OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
     return out
-
-
-class DivergenceError(DMFNError, RuntimeError):
-    """Training produced too many non-finite losses in a row."""
 
 
 class DMFNModule(pl.LightningModule):

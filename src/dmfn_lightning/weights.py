@@ -15,9 +15,7 @@ from pathlib import Path
 
 import torch
 
-
-class WeightsUnavailableError(RuntimeError):
-    """Pretrained weights are neither cached nor downloadable."""
+from dmfn_lightning.errors import WeightsUnavailableError
 
 
 def torch_hub_checkpoint_dir() -> Path:

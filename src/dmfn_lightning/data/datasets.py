@@ -35,7 +35,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from torch.utils.data import Dataset, default_collate, get_worker_info
 
 from dmfn_lightning.data.masks import CenterMask, MaskGenerator
-from dmfn_lightning.errors import DMFNError
+from dmfn_lightning.errors import DataError
 
 __all__ = [
     "CROPS",
@@ -57,10 +57,6 @@ PACKAGE_LIST_PREFIX = "pkg:"
 _ALPHA_BACKGROUND = (255, 255, 255)
 _EVAL_STREAM = 0x45564C  # mixed into evaluation seeds so they never coincide with a training stream
 _TRAIN_STREAM = 0x54524E
-
-
-class DataError(DMFNError, ValueError):
-    """Bad data or data configuration: the message names the path and the problem."""
 
 
 # ----------------------------------------------------------------------------------------------------------------

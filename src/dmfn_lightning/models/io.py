@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from dmfn_lightning.errors import CheckpointError
 from dmfn_lightning.models.generator import DMFNGenerator
 
 EXPORT_FORMAT = "dmfn_lightning.generator"
@@ -30,10 +31,6 @@ _RELEASED_RENAMES = (
     (re.compile(r"^blocks\.(\d+)\.c2\.(weight|bias)$"), r"blocks.\1.fusion.\2"),
     (re.compile(r"^blocks\.(\d+)\.d([1-4])\.(weight|bias)$"), None),  # d_k -> branches.(k-1), below
 )
-
-
-class CheckpointError(ValueError):
-    """A checkpoint or generator file cannot be used; the message says which file and why."""
 
 
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
