@@ -1,4 +1,4 @@
-"""The DMFN losses (DESIGN.md section 6, issue 3): hand-computed values, gradients, degenerate inputs, configs."""
+"""The DMFN losses (eqs. 1-10 of the paper): hand-computed values, gradients, degenerate inputs, configs."""
 
 from __future__ import annotations
 
@@ -273,7 +273,7 @@ def test_ragan_generator_term_does_not_backpropagate_into_real_logits():
     assert d_real.abs().sum() > 0 and d_fake.abs().sum() > 0
 
 
-# ------------------------------------------------------------------------------- the DESIGN.md equivalence
+# ------------------------------------------- min-max guidance == released (1 + M / max M) weighting
 def _vgg_like_features(seed: int = 0, dtype=torch.float32) -> nn.Module:
     """Random stand-in for VGG19 with the same channel counts and resolutions (relu1_1 at H, relu2_1 at H/2...)."""
     torch.manual_seed(seed)

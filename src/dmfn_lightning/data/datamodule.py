@@ -1,4 +1,4 @@
-"""DMFNDataModule: the train / val / test splits, their holes, and the DataLoaders (DESIGN.md sections 2, 7, 8)."""
+"""DMFNDataModule: the train / val / test splits, their holes, and the DataLoaders (docs/design.md: conventions, training, evaluation)."""
 
 from __future__ import annotations
 

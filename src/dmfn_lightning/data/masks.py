@@ -7,7 +7,7 @@ Each generator is built by ``hydra.utils.instantiate`` from ``conf/mask/<name>.y
 * ``rng`` is a :class:`numpy.random.Generator`; a generator draws every random number from it and from nothing
   else, so a seeded ``rng`` gives the same hole (evaluation seeds it per sample index, see
   :class:`dmfn_lightning.data.datasets.ImageDataset`).
-* ``mask`` is a float32 tensor ``[1, H, W]`` with values in {0, 1}; **1 = missing pixel** (DESIGN.md section 2).
+* ``mask`` is a float32 tensor ``[1, H, W]`` with values in {0, 1}; **1 = missing pixel** (docs/design.md, conventions).
 * ``bbox`` is ``(top, left, height, width)``, the ``H // 2 x W // 2`` window the local discriminator sees. For the
   box masks it is the (unshrunk) box when the box is half the image (the paper's setting), otherwise the
   ``H // 2 x W // 2`` window centred on the box; for every other mask it is the window centred on the bounding box

@@ -1,4 +1,4 @@
-"""The DMFN losses (Hui et al., "Image Fine-grained Inpainting", arXiv:2002.02609; DESIGN.md section 6).
+"""The DMFN losses (Hui et al., "Image Fine-grained Inpainting", arXiv:2002.02609, eqs. 1-10; docs/design.md).
 
 A functional core (pure functions on tensors) and :class:`DMFNLoss`, which combines them with the weights of
 ``conf/loss/*.yaml``.

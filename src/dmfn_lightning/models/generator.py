@@ -1,4 +1,4 @@
-"""The DMFN generator (Section 3.1 and Fig. 2 of the paper; layer table in DESIGN.md section 3)."""
+"""The DMFN generator (Section 3.1 and Fig. 2 of the paper; layer table in docs/design.md)."""
 
 from __future__ import annotations
 
