@@ -25,11 +25,11 @@ Images are prepared as the data groups prepare test images: centred square crop 
 resize to the masks' size, ``[-1, 1]``. Metrics follow :mod:`dmfn_lightning.metrics` (composited output, uint8).
 
 Shipped manifests (``pkg:<name>``, in ``dmfn_lightning/data/manifests/``): the Table 1 centre protocol and a
-free-form protocol (every test image with one mask of each bucket 0-10 % .. 50-60 %) for Paris StreetView, Places2,
-CelebA-HQ and FFHQ. They cannot ship the images, nor (to stay small) the masks: each row names its generator and
-seed, and the masks are made on first use into a cache folder (``$DMFN_CACHE/manifests/<name>``, default
-``~/.cache/dmfn_lightning/manifests/<name>``), each checked against its checksum, so a changed mask generator is
-detected instead of silently changing every number.
+free-form protocol (every test image with one mask of each bucket 0-10 % .. 50-60 %; FFHQ's 10,000 test images one
+mask each, the buckets taking turns) for Paris StreetView, Places2, CelebA-HQ and FFHQ. They cannot ship the
+images, nor (to stay small) the masks: each row names its generator and seed, and the masks are made on first use
+into a cache folder (``$DMFN_CACHE/manifests/<name>``, default ``~/.cache/dmfn_lightning/manifests/<name>``), each
+checked against its checksum, so a changed mask generator is detected instead of silently changing every number.
 
 Command line (``python -m dmfn_lightning.manifest``):
 
@@ -71,6 +71,7 @@ from dmfn_lightning.holes import hole_from_image
 
 __all__ = [
     "COLUMNS",
+    "FULL_PRODUCT_MAX_IMAGES",
     "PACKAGE_PREFIX",
     "PROTOCOLS",
     "Manifest",
@@ -98,6 +99,8 @@ PROTOCOLS = ("center", "free_form")
 OUTPUT_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 _MASK_CLASSES = ("CenterMask", "RandomBoxMask", "FreeFormMask")  # generators.json may name only these
 _PROTOCOL_SIZE = 256
+# Free-form protocol: test sets up to this size get every image in every bucket; larger ones one mask per image.
+FULL_PRODUCT_MAX_IMAGES = 2000
 
 
 class ManifestError(DMFNError, ValueError):
@@ -484,7 +487,7 @@ class ManifestWriter:
             name = f"{self.mask_dir_name}/{len(self._files):06d}.png"
             _save_png(png, self.path.parent / name)
             self._files[checksum] = name
-        ratio = float(np.asarray(hole, dtype=bool).mean())
+        ratio = round(float(np.asarray(hole, dtype=bool).mean()), 6)  # as written in the CSV
         row = ManifestRow(
             id=row_id,
             image=image,
@@ -657,39 +660,45 @@ def protocol_generators(protocol: str, size: int = _PROTOCOL_SIZE) -> list[str]:
 def build_protocol(
     dataset: str, protocol: str, progress: Callable[[int, int], None] | None = None
 ) -> list[ManifestRow]:
-    """The rows of a protocol manifest for a data group: the centre box for every test image (``center``), or
-    every test image with one free-form mask of each bucket 0-10 % .. 50-60 % (``free_form``); row ``n`` is drawn
-    with seed ``n``. Masks are generated to compute their checksums, not written."""
+    """The rows of a protocol manifest for a data group, from its test split.
+
+    ``center``: the centred box for every test image (one shared mask file). ``free_form``: every test image with
+    one mask of each bucket 0-10 % .. 50-60 % when the test set has at most :data:`FULL_PRODUCT_MAX_IMAGES` images
+    (Paris StreetView, Places2, CelebA-HQ); a larger set (FFHQ's 10,000) gives each image one mask, the buckets
+    taking turns (image ``i`` in bucket ``i mod 6``), which keeps both the file and the evaluation a sixth of the
+    size with still over 1,600 images per bucket. Row ``n`` is drawn with seed ``n``. Masks are generated to compute
+    their checksums, not written.
+    """
     images = _test_split_images(dataset)
     generators = load_generators()
-    rows: list[ManifestRow] = []
     names = protocol_generators(protocol)
-    total = len(images) * len(names)
-    for name in names:
+    if len(names) == 1 or len(images) <= FULL_PRODUCT_MAX_IMAGES:
+        pairs = [(name, image) for name in names for image in images]
+    else:
+        pairs = [(names[i % len(names)], image) for i, image in enumerate(images)]
+    shared = protocol == "center"  # one box for every row: one mask file, seed 0
+    rows: list[ManifestRow] = []
+    for name, image in pairs:
         spec = generators[name]
-        shared = protocol == "center"  # one box for every row: one mask file, seed 0
-        hole = generate_mask(spec, 0) if shared else None
-        for image in images:
-            stem = Path(image).stem
-            seed = 0 if shared else len(rows)
-            if not shared:
-                hole = generate_mask(spec, seed)
-            row_id = stem if shared else f"{stem}_{name.rsplit('_', 1)[-1]}"
-            ratio = float(hole.mean())
-            rows.append(
-                ManifestRow(
-                    id=row_id,
-                    image=image,
-                    mask=f"masks/{name if shared else row_id}.png",
-                    hole_ratio=ratio,
-                    bucket=spec.get("bucket") or _bucket_label_of(ratio),
-                    seed=seed,
-                    generator=name,
-                    mask_sha256=pixels_sha256(_hole_png(hole)),
-                )
+        seed = 0 if shared else len(rows)
+        hole = generate_mask(spec, seed)
+        stem = Path(image).stem
+        row_id = stem if shared else f"{stem}_{name.rsplit('_', 1)[-1]}"
+        ratio = round(float(hole.mean()), 6)  # as written in the CSV
+        rows.append(
+            ManifestRow(
+                id=row_id,
+                image=image,
+                mask=f"masks/{name if shared else row_id}.png",
+                hole_ratio=ratio,
+                bucket=spec.get("bucket") or _bucket_label_of(ratio),
+                seed=seed,
+                generator=name,
+                mask_sha256=pixels_sha256(_hole_png(hole)),
             )
-            if progress is not None:
-                progress(len(rows), total)
+        )
+        if progress is not None:
+            progress(len(rows), len(pairs))
     return rows
 
 
