@@ -213,7 +213,7 @@ def test_divergence_guard_skips_nonfinite_steps_and_stops_with_last_good_state(t
         def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
             logged.append(float(trainer.callback_metrics.get("train/nonfinite_streak", 0.0)))
 
-    callbacks = [*train_mod.build_callbacks(cfg, tmp_path), Streak()]
+    callbacks = [*train_mod.build_callbacks(cfg), Streak()]
     trainer = train_mod.build_trainer(cfg, tmp_path, callbacks, [])
     with pytest.raises(DivergenceError, match=r"3 iterations in a row with a non-finite loss.*last\.ckpt"):
         trainer.fit(module, datamodule=train_mod.setup_datamodule(cfg))

@@ -15,7 +15,7 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 from torchvision.utils import make_grid, save_image
 
 from dmfn_lightning.models.io import atomic_torch_save
-from dmfn_lightning.module import DivergenceError, iterations_of
+from dmfn_lightning.module import DivergenceError, global_steps_of, iterations_of
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -96,7 +96,9 @@ class BestCheckpoints(ModelCheckpoint):
 
     PREFIX = "best-"
 
-    def __init__(self, dirpath: str | Path, monitor: str, mode: str = "max", save_top_k: int = 1) -> None:
+    def __init__(self, dirpath: str | Path, monitor: str | None, mode: str = "max", save_top_k: int = 1) -> None:
+        if monitor is None:  # nothing to rank by: keep no best file (Lightning would keep the latest instead)
+            save_top_k = 0
         super().__init__(
             dirpath=dirpath,
             filename=self.PREFIX + "iter{iteration:07.0f}",
@@ -234,6 +236,17 @@ class DDPConsistencyCheck(pl.Callback):
             path.write_text(json.dumps({"rank_digests": digests, "in_sync": in_sync}, indent=1))
         if not in_sync:
             raise RuntimeError(f"DDP replicas diverged: weight digests per rank {digests}")
+
+
+class IterationTrainer(pl.Trainer):
+    """``pytorch_lightning.Trainer`` whose ``max_steps`` argument counts the paper's iterations.
+
+    Lightning counts every ``optimizer.step()`` in ``global_step``, two per DMFN iteration (G, then D); the config
+    speaks in iterations, and this is where they are converted (``trainer.max_steps`` is Lightning's count).
+    """
+
+    def __init__(self, max_steps: int = -1, **kwargs: Any) -> None:
+        super().__init__(max_steps=global_steps_of(max_steps) if max_steps > 0 else max_steps, **kwargs)
 
 
 class IterationProgressBar(RichProgressBar):

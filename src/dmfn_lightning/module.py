@@ -43,13 +43,13 @@ def global_steps_of(iterations: int) -> int:
     return int(iterations) * OPTIMIZER_STEPS_PER_ITERATION
 
 
-def _build_optimizer(factory: OptimizerFactory, network: nn.Module) -> torch.optim.Optimizer:
+def _build_optimizer(factory: OptimizerFactory, network: nn.Module, fuse: bool = True) -> torch.optim.Optimizer:
     """``factory(params=...)``; Adam/AdamW left at ``fused=None`` are built fused where the parameters' device
     supports it: one kernel per step instead of several per tensor, and a device-side skip of non-finite updates."""
     keywords = getattr(factory, "keywords", {}) or {}
     func = getattr(factory, "func", None)
     params = list(network.parameters())
-    fusable = func in (torch.optim.Adam, torch.optim.AdamW) and keywords.get("fused") is None
+    fusable = fuse and func in (torch.optim.Adam, torch.optim.AdamW) and keywords.get("fused") is None
     if fusable and params and all(p.is_floating_point() for p in params):
         device = params[0].device.type
         if device in ("cuda", "cpu") and all(p.device.type == device for p in params):
@@ -195,8 +195,12 @@ class DMFNModule(pl.LightningModule):
 
     def configure_optimizers(self):
         # Built from each network's own parameters, never self.parameters() (VGG and EMA must not be optimised).
-        opt_g = _build_optimizer(self._optimizer_g, self.generator)
-        opt_d = _build_optimizer(self._optimizer_d, self.discriminator)
+        # With a GradScaler (16-mixed) Lightning cannot clip the gradients of a fused optimizer, and the scaler owns
+        # the optimizer's skip flag: no fusing there.
+        plugin = getattr(self._trainer, "precision_plugin", None) if self._trainer is not None else None
+        fuse = getattr(plugin, "scaler", None) is None
+        opt_g = _build_optimizer(self._optimizer_g, self.generator, fuse)
+        opt_d = _build_optimizer(self._optimizer_d, self.discriminator, fuse)
         if self._scheduler is None:
             return [opt_g, opt_d]
         schedulers = [

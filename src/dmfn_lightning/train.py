@@ -25,7 +25,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.loggers import WandbLogger
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-from dmfn_lightning.callbacks import AtomicCheckpointIO, BestCheckpoints, LastCheckpoint
+from dmfn_lightning.callbacks import AtomicCheckpointIO
 from dmfn_lightning.config import compose, config_dir
 from dmfn_lightning.errors import ConfigError, exit_on_user_error
 from dmfn_lightning.models.io import (
@@ -35,7 +35,7 @@ from dmfn_lightning.models.io import (
     safe_load,
     state_mismatch,
 )
-from dmfn_lightning.module import DMFNModule, global_steps_of, iterations_of, run_config_of
+from dmfn_lightning.module import DMFNModule, iterations_of, run_config_of
 from dmfn_lightning.validation import validate_batch_statistics, validate_train_config
 
 log = logging.getLogger(__name__)
@@ -78,10 +78,11 @@ def check_resume_checkpoint(path: str, module) -> None:
         )
 
 
-def build_callbacks(cfg: DictConfig, run_dir: Path) -> list[pl.Callback]:
+def build_callbacks(cfg: DictConfig) -> list[pl.Callback]:
+    """Every callback of ``conf/callbacks`` (one file each), in order; ``callbacks.<name>=null`` drops one."""
     callbacks: list[pl.Callback] = []
     for name, spec in (cfg.get("callbacks") or {}).items():
-        if spec is None:  # callbacks.<name>=null drops a callback
+        if spec is None:
             continue
         if "_target_" not in spec:
             raise ConfigError(
@@ -89,33 +90,22 @@ def build_callbacks(cfg: DictConfig, run_dir: Path) -> list[pl.Callback]:
                 f"set callbacks.{name}=null to drop it (put +debug=... after +experiment=... on the command line)"
             )
         callbacks.append(instantiate(spec))
-    ckpt_dir = run_dir / "checkpoints"
-    callbacks.append(LastCheckpoint(ckpt_dir, every_n_steps=cfg.checkpoint.every_n_steps))
-    if cfg.checkpoint.save_top_k and cfg.checkpoint.monitor:
-        callbacks.append(
-            BestCheckpoints(
-                ckpt_dir, monitor=cfg.checkpoint.monitor, mode=cfg.checkpoint.mode, save_top_k=cfg.checkpoint.save_top_k
-            )
-        )
     return callbacks
 
 
 def build_trainer(cfg: DictConfig, run_dir: Path, callbacks, loggers) -> pl.Trainer:
-    trainer_kwargs: dict[str, Any] = OmegaConf.to_container(cfg.trainer, resolve=True)
-    trainer_kwargs["max_steps"] = global_steps_of(trainer_kwargs["max_steps"])
-    # Lightning adds its own epoch-end ModelCheckpoint unless one is configured; LastCheckpoint owns last.ckpt.
-    trainer_kwargs["enable_checkpointing"] = any(isinstance(c, ModelCheckpoint) for c in callbacks)
+    """The ``trainer`` group's Trainer on the ``strategy`` group's devices, writing into ``run_dir``."""
     strategy_cfg = cfg.strategy
     strategy = strategy_cfg.strategy
     if isinstance(strategy, DictConfig):
         strategy = instantiate(strategy)
     if not loggers:  # Lightning refuses a LearningRateMonitor without a logger to write to
         callbacks = [c for c in callbacks if not isinstance(c, pl.callbacks.LearningRateMonitor)]
-    if not trainer_kwargs.get("enable_progress_bar", True):
+    if not cfg.trainer.get("enable_progress_bar", True):
         # Lightning refuses a progress-bar callback when bars are disabled.
         callbacks = [c for c in callbacks if not isinstance(c, pl.callbacks.ProgressBar)]
-    return pl.Trainer(
-        **trainer_kwargs,
+    return instantiate(
+        cfg.trainer,
         accelerator=strategy_cfg.accelerator,
         devices=strategy_cfg.devices,
         num_nodes=strategy_cfg.num_nodes,
@@ -198,7 +188,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     loggers = [] if cfg.get("logger") in (None, {}) else [instantiate(cfg.logger)]
     for logger in loggers:
         logger.log_hyperparams({**run_config_of(cfg), "vgg_weights": module.vgg.weights_used})
-    callbacks = build_callbacks(cfg, run_dir)
+    callbacks = build_callbacks(cfg)
     trainer = build_trainer(cfg, run_dir, callbacks, loggers)
     if trainer.is_global_zero:
         print_summary(cfg, module, datamodule, run_dir)
