@@ -35,6 +35,10 @@ class WeightsUnavailableError(DMFNError, RuntimeError):
     """Pretrained weights are neither cached nor downloadable; the message names the file and where it goes."""
 
 
+class FeatureExtractorUnavailableError(WeightsUnavailableError):
+    """The Inception network for FID/KID cannot be built here (weights not cached, or torch-fidelity missing)."""
+
+
 class DivergenceError(DMFNError, RuntimeError):
     """Training produced too many non-finite losses in a row."""
 
@@ -44,7 +48,7 @@ class ExportError(DMFNError, RuntimeError):
 
 
 class ManifestError(DMFNError, ValueError):
-    """An evaluation manifest, or a mask file it lists, is missing, malformed or changed (checksum)."""
+    """A manifest, one of its mask files or an output folder does not match what it should be (one line)."""
 
 
 class InpaintError(DMFNError, ValueError):

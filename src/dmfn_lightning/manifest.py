@@ -66,7 +66,7 @@ import torch
 from PIL import Image, ImageOps
 from torch.utils.data import Dataset
 
-from dmfn_lightning.errors import DMFNError, exit_on_user_error
+from dmfn_lightning.errors import DMFNError, ManifestError, exit_on_user_error
 from dmfn_lightning.holes import hole_from_image
 
 __all__ = [
@@ -101,10 +101,6 @@ _MASK_CLASSES = ("CenterMask", "RandomBoxMask", "FreeFormMask")  # generators.js
 _PROTOCOL_SIZE = 256
 # Free-form protocol: test sets up to this size get every image in every bucket; larger ones one mask per image.
 FULL_PRODUCT_MAX_IMAGES = 2000
-
-
-class ManifestError(DMFNError, ValueError):
-    """A manifest, one of its mask files or an output folder does not match what it should be (one line)."""
 
 
 # ----------------------------------------------------------------------------------------------------------------

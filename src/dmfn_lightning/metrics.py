@@ -63,7 +63,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchmetrics import Metric
 
-from dmfn_lightning.errors import DMFNError
+from dmfn_lightning.errors import FeatureExtractorUnavailableError
 from dmfn_lightning.weights import WeightsUnavailableError, resolve_pretrained, warn_random
 
 __all__ = [
@@ -613,10 +613,6 @@ INCEPTION_WEIGHTS_URL = (
     "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/weights-inception-2015-12-05-6726825d.pth"
 )
 INCEPTION_WEIGHTS_FILE = INCEPTION_WEIGHTS_URL.rsplit("/", 1)[-1]
-
-
-class FeatureExtractorUnavailableError(WeightsUnavailableError, DMFNError):
-    """The Inception network for FID/KID cannot be built here (weights not cached, or torch-fidelity missing)."""
 
 
 def inception_weights_path() -> Path:

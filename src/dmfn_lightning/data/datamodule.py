@@ -1,4 +1,4 @@
-"""DMFNDataModule: the train / val / test splits, their holes, and the DataLoaders (docs/design.md: conventions, training, evaluation)."""
+"""DMFNDataModule: the train / val / test splits, their holes and the DataLoaders (docs/design.md)."""
 
 from __future__ import annotations
 
