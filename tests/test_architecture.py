@@ -1,0 +1,97 @@
+"""The package's shape: no import cycle, every module says what it is for, the repository stands alone."""
+
+from __future__ import annotations
+
+import ast
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+PACKAGE = REPO / "src" / "dmfn_lightning"
+
+
+def _module_name(path: Path) -> str:
+    name = "dmfn_lightning." + ".".join(path.relative_to(PACKAGE).with_suffix("").parts)
+    return name.removesuffix(".__init__")
+
+
+def _import_graph() -> dict[str, set[str]]:
+    modules = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
+
+    def owner(name: str) -> str | None:
+        while name and name not in modules:
+            name = name.rpartition(".")[0]
+        return name or None
+
+    graph: dict[str, set[str]] = {m: set() for m in modules}
+    for name, path in modules.items():
+        for node in ast.parse(path.read_text()).body:  # module level only: what runs at import time
+            if isinstance(node, ast.ImportFrom) and node.module:
+                targets = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            elif isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            else:
+                continue
+            for target in targets:
+                found = owner(target) if target.startswith("dmfn_lightning") else None
+                if found and found != name and not name.startswith(found + "."):
+                    graph[name].add(found)
+    return graph
+
+
+def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    state: dict[str, int] = {}
+
+    def visit(node: str, path: list[str]) -> list[str] | None:
+        state[node] = 1
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                return [*path[path.index(nxt) :], nxt]
+            if nxt not in state and (found := visit(nxt, [*path, nxt])):
+                return found
+        state[node] = 2
+        return None
+
+    for start in sorted(graph):
+        if start not in state and (found := visit(start, [start])):
+            return found
+    return None
+
+
+def test_the_import_graph_has_no_cycle():
+    graph = _import_graph()
+    assert len(graph) > 30 and graph["dmfn_lightning.train"]  # the graph was really read
+    assert _cycle(graph) is None, " -> ".join(_cycle(graph))
+
+
+def test_a_cycle_would_be_found():
+    assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+
+
+def test_every_module_says_what_it_is_for():
+    missing = [
+        str(p.relative_to(REPO))
+        for p in PACKAGE.rglob("*.py")
+        if not (ast.get_docstring(ast.parse(p.read_text())) or "").strip()
+    ]
+    assert not missing, missing
+
+
+def test_no_file_points_outside_the_repository():
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=REPO, capture_output=True, text=True
+    )
+    if listed.returncode != 0:
+        pytest.skip("not a git checkout")
+    pattern = re.compile(r"DESIGN\.md|\.\./shared")
+    suffixes = {".py", ".md", ".yaml", ".toml", ".ipynb", ".txt", ".cfg", ""}
+    offenders = []
+    for name in listed.stdout.splitlines():
+        path = REPO / name
+        if path.suffix in suffixes and path.is_file() and path != Path(__file__).resolve():
+            if pattern.search(path.read_text(errors="ignore")):
+                offenders.append(name)
+    assert not offenders, offenders
