@@ -91,7 +91,7 @@ def test_no_file_points_outside_the_repository():
     offenders = []
     for name in listed.stdout.splitlines():
         path = REPO / name
-        if path.suffix in suffixes and path.is_file() and path != Path(__file__).resolve():
-            if pattern.search(path.read_text(errors="ignore")):
-                offenders.append(name)
+        readable = path.suffix in suffixes and path.is_file() and path != Path(__file__).resolve()
+        if readable and pattern.search(path.read_text(errors="ignore")):
+            offenders.append(name)
     assert not offenders, offenders
