@@ -6,7 +6,12 @@
 Each measurement builds a fresh :class:`~dmfn_lightning.data.DemoDataModule` (bundled scikit-image photos, no
 download; random square crops of 35-100 % of the short side, bicubic resize, flips, holes), discards ``warmup``
 batches (worker start-up and first decodes) and times the next ``batches`` batches. ``measure_dataloader`` is
-importable by other benchmark runners.
+importable by other benchmark runners, as are the image-folder helpers used by the GPU suite:
+
+* :func:`write_photo_jpegs`: a folder of JPEGs cut from the demo photos (what a real dataset looks like on disk);
+* :func:`measure_folder_loader`: images/s of :class:`~dmfn_lightning.data.DMFNDataModule` over such a folder;
+* :func:`measure_stages`: the per-image cost of each stage of a training sample, in the main process: JPEG decode,
+  crop + resize (+ flip), conversion to a [-1, 1] tensor, hole generation, and batch collation.
 """
 
 from __future__ import annotations
@@ -16,12 +21,23 @@ import json
 import os
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from dmfn_lightning.data import DemoDataModule
-from dmfn_lightning.data.masks import CenterMask, FreeFormMask, MaskGenerator, MixedMask, RandomBoxMask
+from benchmarks.common import ensure_importable
+
+ensure_importable()
+
+from dmfn_lightning.data import DemoDataModule  # noqa: E402
+from dmfn_lightning.data.masks import (  # noqa: E402
+    CenterMask,
+    FreeFormMask,
+    MaskGenerator,
+    MixedMask,
+    RandomBoxMask,
+)
 
 MASKS = {
     "random_box": RandomBoxMask,
@@ -75,6 +91,142 @@ def measure_dataloader(
         "ms_per_image": round(1000 * seconds / max(images, 1), 2),
         "startup_s": round(startup, 3),
         "cpu_count": os.cpu_count(),
+    }
+
+
+def write_photo_jpegs(
+    folder: Path, count: int = 64, min_side: int = 256, seed: int = 0, quality: int = 90
+) -> list[Path]:
+    """``count`` JPEGs cut from the demo photos (random crops of 60-100 % of each photo, at least ``min_side`` on
+    the short side where the photo allows; upscaled where it does not), like a dataset of camera images."""
+    from PIL import Image
+
+    from dmfn_lightning.data.datasets import load_rgb
+    from dmfn_lightning.data.demo import DEMO_PHOTOS, demo_photo_paths
+
+    folder.mkdir(parents=True, exist_ok=True)
+    photos = [load_rgb(p) for p in demo_photo_paths(sorted(DEMO_PHOTOS))]
+    rng = np.random.default_rng(seed)
+    paths = []
+    for i in range(count):
+        img = photos[i % len(photos)]
+        w, h = img.size
+        cw, ch = (max(1, round(side * rng.uniform(0.6, 1.0))) for side in (w, h))
+        left, top = int(rng.integers(0, w - cw + 1)), int(rng.integers(0, h - ch + 1))
+        crop = img.crop((left, top, left + cw, top + ch))
+        if min(crop.size) < min_side:
+            scale = min_side / min(crop.size)
+            crop = crop.resize((round(crop.width * scale) + 1, round(crop.height * scale) + 1), Image.BICUBIC)
+        path = folder / f"photo_{i:04d}.jpg"
+        crop.save(path, quality=quality)
+        paths.append(path)
+    return paths
+
+
+def measure_folder_loader(
+    root: Path,
+    num_workers: int,
+    image_size: int = 256,
+    batch_size: int = 16,
+    batches: int = 20,
+    warmup: int = 2,
+    pin_memory: bool = False,
+) -> dict[str, Any]:
+    """images/s of the training loader of :class:`DMFNDataModule` over the images in ``root`` (random crops,
+    bicubic resize, random_box holes), pinned or not."""
+    from dmfn_lightning.data import DMFNDataModule
+
+    dm = DMFNDataModule(
+        train={"root": str(root), "length": (batches + warmup) * batch_size},
+        val=None,
+        image_size=image_size,
+        batch_size=batch_size,
+        num_workers=num_workers,
+        pin_memory=pin_memory,
+        persistent_workers=False,
+        train_mask=RandomBoxMask(),
+        check_headers="none",
+    )
+    start = time.perf_counter()
+    dm.setup("fit")
+    iterator = iter(dm.train_dataloader())
+    for _ in range(warmup):
+        next(iterator)
+    startup = time.perf_counter() - start
+    start = time.perf_counter()
+    images = sum(batch["image"].shape[0] for batch in iterator)
+    seconds = time.perf_counter() - start
+    return {
+        "num_workers": num_workers,
+        "pin_memory": pin_memory,
+        "image_size": image_size,
+        "batch_size": batch_size,
+        "images": images,
+        "seconds": round(seconds, 4),
+        "images_per_s": round(images / seconds, 1) if seconds > 0 else float("inf"),
+        "startup_s": round(startup, 3),
+        "cpu_count": os.cpu_count(),
+    }
+
+
+def measure_stages(
+    files: list[Path], image_size: int = 256, batch_size: int = 16, images: int = 32, seed: int = 0
+) -> dict[str, Any]:
+    """Milliseconds per image of each stage of a training sample, one process, as ``ImageDataset`` does them."""
+    import torch
+    from PIL import Image
+
+    from dmfn_lightning.data.datasets import collate_samples, load_rgb
+
+    rng = np.random.default_rng(seed)
+    mask_gen = RandomBoxMask()
+    times = {"decode": 0.0, "crop_resize_flip": 0.0, "to_tensor": 0.0, "mask": 0.0, "collate": 0.0}
+    samples: list[dict[str, Any]] = []
+    collated = 0
+    for i in range(images):
+        t0 = time.perf_counter()
+        img = load_rgb(files[i % len(files)])
+        t1 = time.perf_counter()
+        side = min(img.size)
+        left = int(rng.integers(0, img.width - side + 1))
+        top = int(rng.integers(0, img.height - side + 1))
+        img = img.crop((left, top, left + side, top + side)).resize((image_size, image_size), Image.BICUBIC)
+        if rng.random() < 0.5:
+            img = img.transpose(Image.FLIP_LEFT_RIGHT)
+        t2 = time.perf_counter()
+        image = torch.from_numpy(np.array(img, dtype=np.uint8, copy=True)).permute(2, 0, 1).float().div_(127.5).sub_(1)
+        t3 = time.perf_counter()
+        mask, bbox = mask_gen(image_size, image_size, rng)
+        t4 = time.perf_counter()
+        times["decode"] += t1 - t0
+        times["crop_resize_flip"] += t2 - t1
+        times["to_tensor"] += t3 - t2
+        times["mask"] += t4 - t3
+        samples.append(
+            {
+                "image": image,
+                "mask": mask,
+                "bbox": torch.tensor(bbox, dtype=torch.int64),
+                "index": torch.tensor(i, dtype=torch.int64),
+                "path": str(files[i % len(files)]),
+            }
+        )
+        if len(samples) == batch_size:
+            t5 = time.perf_counter()
+            collate_samples(samples)
+            times["collate"] += time.perf_counter() - t5
+            collated += len(samples)
+            samples = []
+    per_image = {k: 1000 * v / (collated if k == "collate" else images) for k, v in times.items() if images}
+    if not collated:
+        per_image.pop("collate", None)
+    total = sum(per_image.values())
+    return {
+        "images": images,
+        "image_size": image_size,
+        "ms_per_image": per_image,
+        "total_ms_per_image": total,
+        "images_per_s_per_core": 1000 / total if total > 0 else float("inf"),
     }
 
 

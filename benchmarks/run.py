@@ -1,362 +1,345 @@
-"""The benchmark suite of issue 7: ``python -m benchmarks.run`` (or ``make bench``) prints a table and writes
-``benchmarks/results.md``.
+"""The benchmark suite (issues 7 and 13): ``python -m benchmarks.run`` (or ``make bench``) measures on whatever
+accelerator is present and writes ``benchmarks/results.md`` (one block per kind of device) and a JSON beside it.
 
-Sections (each runs in a fresh subprocess, so its peak resident memory is its own):
+    python -m benchmarks.run                                  # --device auto: CUDA when available, else CPU
+    python -m benchmarks.run --device cuda --quick --out DIR  # the GPU suite in about 6 minutes (time-budgeted)
+    python -m benchmarks.run --tiny --device cpu              # smoke test of every code path (64 px, batch 2)
+    python -m benchmarks.run --from-json DIR/results.json     # merge a GPU run's JSON into benchmarks/results.md
 
-* ``train``: one DMFN iteration (G step + D step, full paper losses, random VGG19 weights) at batch 2, 256 px:
-  ``DMFNModule`` under a Lightning ``Trainer`` vs a plain PyTorch loop of the same math written here; fp32,
-  ``bf16-mixed`` and ``channels_last``.
-* ``infer``: generator latency and images/s at 256/512/1024 px, fp32 vs bf16 autocast, batch 1 and 8.
-* ``matmul``: dense matmul GFLOP/s (the machine's practical peak) in fp32 and bf16.
-* ``data``: demo-photo dataloader images/s per worker count at 256 px.
+CPU suite (unchanged rows, batch 2, 256 px, median of 5 after 2 warm-up): the training iteration as the authors'
+released loop, our math in a plain loop, ``DMFNModule`` under a Trainer in fp32, ``bf16-mixed`` and
+``channels_last``; dense matmul peak; generator inference at 256/512/1024 px; dataloader images/s per worker count;
+input-pipeline stages; host syncs per iteration of a tiny run.
 
-FLOPs are counted with ``torch.utils.flop_counter.FlopCounterMode``. Every figure is the median of ``--reps``
-repetitions after warm-up, with min and max. ``--quick`` uses tiny sizes (smoke test only).
+CUDA suite (batch 16, 256 px, paper losses, random VGG19, fixed batch; median of 20 after 5 warm-up): the
+authors' loop (PyTorch defaults), ours in fp32 with TF32, bf16-mixed, bf16-mixed + channels_last, bf16-mixed +
+compile (and a plain loop), each with peak GPU memory, GPU busy fraction (torch.profiler), kernels and host syncs
+per iteration (``torch.cuda.set_sync_debug_mode``); end-to-end iterations/s with the real data module on JPEG
+files (8 workers, pinned memory); input pipeline images/s vs what the step consumes; generator latency at
+256/512/1024/2048 px in fp32 and bf16; dense matmul peak. Sections that need CUDA say why they are skipped on CPU.
+
+Every section runs in a fresh subprocess (its peak memory is its own, compile caches don't leak) with a time limit;
+``--budget-s`` skips the sections that no longer fit. ``--tiny`` runs everything in this process at smoke-test
+sizes. Results are written after every section, so a run cut short keeps what it measured.
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
-import platform
-import resource
-import statistics
+import signal
 import subprocess
 import sys
+import tempfile
 import time
+import traceback
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-import torch
+from benchmarks.common import REPO, SIZES, Plan, Sizes, jsonable
+from benchmarks.render import block_key, merge, render_block
 
 RESULTS = Path(__file__).resolve().parent / "results.md"
+MARKER = "BENCH_RESULT "
+
+CPU_SECTIONS = [
+    "env",
+    "matmul",
+    "train_authors",
+    "train_plain",
+    "train_lightning",
+    "train_bf16",
+    "train_channels_last",
+    "infer",
+    "data",
+    "host_syncs",
+]
+# In priority order: a time budget drops the last ones first.
+CUDA_SECTIONS = [
+    "env",
+    "matmul",
+    "train_authors",
+    "train_lightning",
+    "train_bf16",
+    "train_bf16_channels_last",
+    "train_bf16_compile",
+    "e2e",
+    "infer",
+    "data",
+    "train_plain",
+]
+CUDA_FULL_ONLY = ["train_released", "host_syncs"]
+TRAIN_VARIANTS: dict[str, tuple[list[str], str]] = {
+    "train_lightning": ([], "fp32"),
+    "train_bf16": (["trainer.precision=bf16-mixed"], "bf16-mixed"),
+    "train_channels_last": (["model.channels_last=true"], "fp32"),
+    "train_bf16_channels_last": (["trainer.precision=bf16-mixed", "model.channels_last=true"], "bf16-mixed"),
+    "train_bf16_compile": (["trainer.precision=bf16-mixed", "model.compile=true"], "bf16-mixed"),
+    "train_released": (["model/block=released"], "fp32"),
+}
+# Seconds a section may take (subprocess limit; on CUDA or under --budget-s only: the CPU suite's inference
+# section alone takes many minutes) and the least budget worth starting it with.
+SECTION_LIMIT_S = {"train_bf16_compile": 240.0}
+DEFAULT_LIMIT_S = 150.0
+MIN_START_S = {"train_bf16_compile": 90.0}
+DEFAULT_MIN_START_S = 25.0
 
 
-def _stats(samples: list[float]) -> dict[str, float]:
-    return {"median": statistics.median(samples), "min": min(samples), "max": max(samples), "n": len(samples)}
+# ---------------------------------------------------------------------------------------------- settings
+def mode_of(args: argparse.Namespace) -> str:
+    return "tiny" if args.tiny else "quick" if args.quick else "full"
 
 
-def _peak_rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+def sizes_of(args: argparse.Namespace) -> Sizes:
+    return SIZES["tiny"] if args.tiny else SIZES[args.layout]
 
 
-def _flops(fn) -> float:
-    from torch.utils.flop_counter import FlopCounterMode
-
-    with FlopCounterMode(display=False) as counter:
-        fn()
-    return float(counter.get_total_flops())
-
-
-# --------------------------------------------------------------------------------------------- train step
-def _train_config(size: int, batch: int, quick: bool, extra: list[str]):
-    from dmfn_lightning.train import compose_config
-
-    overrides = [
-        "+experiment=demo",
-        f"data.image_size={size}",
-        f"data.batch_size={batch}",
-        "data.num_workers=0",
-        "model.generator.num_blocks=" + ("1" if quick else "8"),
-        "model.vgg.weights=random",
-        "logger=none",
-        "callbacks.image_panels=null",
-        "callbacks.progress_bar=null",
-        "callbacks.ddp_consistency=null",
-        "trainer.enable_progress_bar=false",
-        "trainer.limit_val_batches=0",
-        "trainer.benchmark=false",
-        "checkpoint.every_n_steps=null",
-        "checkpoint.save_top_k=0",
-        "export_generator=false",
-        "inpaint_val_images=false",
-        *extra,
-    ]
-    return compose_config(overrides, run_dir=Path("/tmp") / f"dmfn_bench_{os.getpid()}")
+def plan_of(args: argparse.Namespace) -> Plan:
+    """The iterations of each training section (see ``Plan``)."""
+    cuda = args.layout == "cuda"
+    if args.tiny:
+        # CUDA layout: every phase once (a logged and a not-logged sync-count iteration) to exercise the code
+        return Plan(1, 2, 1, 2, 1) if cuda else Plan(1, 2)
+    if cuda:
+        return Plan(5, args.reps or 20, args.reps or 20, 10, 3)
+    return Plan(1, args.reps or 3) if args.quick else Plan(2, args.reps or 5)
 
 
-def _fixed_batch(size: int, batch: int) -> dict[str, torch.Tensor]:
-    g = torch.Generator().manual_seed(0)
-    image = torch.rand(batch, 3, size, size, generator=g) * 2 - 1
-    mask = torch.zeros(batch, 1, size, size)
-    q = size // 4
-    mask[:, :, q : 3 * q, q : 3 * q] = 1
-    bbox = torch.tensor([[q, q, 2 * q, 2 * q]] * batch)
-    return {"image": image, "mask": mask, "bbox": bbox, "index": torch.arange(batch)}
+def sections_of(args: argparse.Namespace) -> list[str]:
+    if args.only:
+        return [s for s in args.only.split(",") if s]
+    if args.layout == "cuda":
+        return CUDA_SECTIONS + ([] if args.quick or args.tiny else CUDA_FULL_ONLY)
+    return list(CPU_SECTIONS)
 
 
-def bench_lightning(size: int, batch: int, reps: int, warmup: int, quick: bool, extra: list[str]) -> dict[str, Any]:
-    import pytorch_lightning as pl
-    from torch.utils.data import DataLoader, Dataset
+# ---------------------------------------------------------------------------------------------- sections
+def run_section(name: str, args: argparse.Namespace) -> dict[str, Any]:
+    """One section in this process; returns its results (``{"skipped": why}`` where it cannot run here)."""
+    from benchmarks.common import peak_rss_mib
 
-    from dmfn_lightning import train as train_mod
+    device, tiny, quick, cuda_layout = args.device, args.tiny, args.quick, args.layout == "cuda"
+    sizes, plan = sizes_of(args), plan_of(args)
+    if name == "env":
+        from benchmarks.system import environment
 
-    cfg = _train_config(size, batch, quick, extra)
-    pl.seed_everything(0)
-    module = train_mod.build_module(cfg)
-    fixed = _fixed_batch(size, batch)
+        return environment(device)
+    if name == "matmul":
+        from benchmarks.system import bench_matmul
 
-    class Repeat(Dataset):  # the same batch every step: the data pipeline is benchmarked separately
-        def __len__(self):
-            return warmup + reps
+        n = 256 if tiny else 8192 if device == "cuda" else 2048
+        return bench_matmul(device, n, 2 if tiny else 10)
+    if name in ("train_authors", "train_plain"):
+        from benchmarks.steps import bench_loop
 
-        def __getitem__(self, i):
-            return fixed
+        return bench_loop(name.removeprefix("train_"), sizes, device, plan)
+    if name in TRAIN_VARIANTS:
+        from benchmarks.steps import bench_lightning
 
-    times: list[float] = []
+        extra, precision = TRAIN_VARIANTS[name]
+        if "model.compile=true" in extra and device != "cuda":
+            return {"skipped": "the torch.compile variant is measured on CUDA only (compiling on CPU takes minutes)"}
+        return bench_lightning(sizes, device, plan, extra, precision)
+    if name == "infer":
+        from benchmarks.system import bench_infer
 
-    class Timer(pl.Callback):
-        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
-            self.t0 = time.perf_counter()
+        if tiny:
+            return bench_infer(device, [64, 128] if cuda_layout else [64], [1] if cuda_layout else [1, 2], 1, 1, 1)
+        if device == "cuda":
+            batches = [1] if quick else [1, 8]
+            return bench_infer(device, [256, 512, 1024, 2048], batches, 10, 3)
+        sizes_px, batches = ([256, 512], [1]) if quick else ([256, 512, 1024], [1, 8])
+        return bench_infer(device, sizes_px, batches, args.reps or 5, 2, max_pixels=2 * 1024 * 1024)
+    if name == "data":
+        return bench_data(args, sizes)
+    if name == "e2e":
+        from benchmarks.e2e import bench_e2e
 
-        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-            times.append(time.perf_counter() - self.t0)
+        if tiny:
+            return bench_e2e(sizes, device, warmup=1, iterations=2, workers=1, images=8)
+        if device != "cuda":
+            return {"skipped": "end-to-end iterations/s is measured on CUDA (the CPU suite times the step alone)"}
+        return bench_e2e(sizes, device, warmup=10, iterations=40, workers=8)
+    if name == "host_syncs":
+        from benchmarks.host_syncs import count_host_syncs
 
-    from omegaconf import open_dict
-
-    with open_dict(cfg):
-        cfg.trainer.max_steps = warmup + reps
-    trainer = train_mod.build_trainer(cfg, Path("/tmp"), [Timer()], [])
-    loader = DataLoader(Repeat(), batch_size=None)
-    trainer.fit(module, train_dataloaders=loader)
-    return {"step_s": _stats(times[warmup:]), "images": batch}
-
-
-def plain_step(module, batch: dict[str, torch.Tensor], opt_g, opt_d, autocast_dtype=None) -> None:
-    """The same math as DMFNModule.training_step, written without Lightning (the reference)."""
-    from dmfn_lightning.models import DMFNGenerator, crop_local
-
-    image, mask, bbox = batch["image"], batch["mask"], batch["bbox"]
-    ctx = torch.autocast("cpu", dtype=autocast_dtype) if autocast_dtype else torch.autocast("cpu", enabled=False)
-    with ctx:
-        with torch.no_grad():
-            target_feats = module.vgg(image)
-        real_logits, real_feats = module.discriminator(image, crop_local(image, bbox))
-        module.discriminator.requires_grad_(False)
-        output = DMFNGenerator.composite(module.generator(DMFNGenerator.make_input(image, mask)), image, mask)
-        fake_logits, fake_feats = module.discriminator(output, crop_local(output, bbox))
-        g_total, _ = module.loss.generator_loss(
-            output,
-            image,
-            module.vgg(output),
-            target_feats,
-            fake_logits,
-            real_logits.detach(),
-            fake_feats,
-            [f.detach() for f in real_feats],
-        )
-    del target_feats
-    opt_g.zero_grad(set_to_none=True)
-    g_total.backward()
-    opt_g.step()
-    module.discriminator.requires_grad_(True)
-    with ctx:
-        fake_d, _ = module.discriminator(output.detach(), crop_local(output.detach(), bbox))
-        d_total, _ = module.loss.discriminator_loss(real_logits, fake_d)
-    opt_d.zero_grad(set_to_none=True)
-    d_total.backward()
-    opt_d.step()
+        with tempfile.TemporaryDirectory(prefix="dmfn_syncs_") as tmp:
+            out = count_host_syncs(Path(tmp), device=device)
+        out["peak_rss_mib"] = peak_rss_mib()
+        return out
+    raise SystemExit(f"unknown section {name!r}")
 
 
-def bench_plain(size: int, batch: int, reps: int, warmup: int, quick: bool) -> dict[str, Any]:
-    from dmfn_lightning import train as train_mod
+def bench_data(args: argparse.Namespace, sizes: Sizes) -> dict[str, Any]:
+    """CPU layout: demo-photo loader per worker count (as before) + stages; CUDA layout: a JPEG folder through
+    ``DMFNDataModule`` with 8 workers (pinned on CUDA) + stages."""
+    from benchmarks.common import peak_rss_mib
+    from benchmarks.dataloader import measure_dataloader, measure_folder_loader, measure_stages, write_photo_jpegs
 
-    cfg = _train_config(size, batch, quick, [])
-    torch.manual_seed(0)
-    module = train_mod.build_module(cfg)
-    module.train()
-    opt_g = torch.optim.Adam(module.generator.parameters(), lr=2e-4, betas=(0.5, 0.999))
-    opt_d = torch.optim.Adam(module.discriminator.parameters(), lr=2e-4, betas=(0.5, 0.999))
-    fixed = _fixed_batch(size, batch)
-    times = []
-    for i in range(warmup + reps):
-        t0 = time.perf_counter()
-        plain_step(module, fixed, opt_g, opt_d)
-        if i >= warmup:
-            times.append(time.perf_counter() - t0)
-    flops = _flops(lambda: plain_step(module, fixed, opt_g, opt_d))
-    return {"step_s": _stats(times), "images": batch, "flops": flops}
-
-
-# -------------------------------------------------------------------------------------------- inference
-def bench_infer(sizes: list[int], batches: list[int], reps: int, warmup: int, quick: bool) -> dict[str, Any]:
-    from dmfn_lightning.models import DMFNGenerator
-
-    generator = DMFNGenerator(num_blocks=1 if quick else 8).eval()
-    rows = []
-    for size in sizes:
-        for batch in batches:
-            if size * size * batch > 2 * 1024 * 1024 and not quick:
-                rows.append({"size": size, "batch": batch, "skipped": "over 2 MPixel per batch on 2 cores"})
-                continue
-            x = torch.randn(batch, 4, size, size)
-            flops = _flops(lambda x=x: generator(x))
-            for precision in ("fp32", "bf16"):
-                ctx = (
-                    torch.autocast("cpu", dtype=torch.bfloat16)
-                    if precision == "bf16"
-                    else torch.autocast("cpu", enabled=False)
+    tiny = args.tiny
+    out: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="dmfn_jpegs_") as tmp:
+        files = write_photo_jpegs(Path(tmp), count=8 if tiny else 64, min_side=sizes.image_size)
+        out["stages"] = measure_stages(files, sizes.image_size, sizes.batch, images=4 if tiny else 64)
+        if args.layout == "cuda":
+            workers = [1] if tiny else [8] if args.quick else [4, 8, 12]
+            out["folder"] = [
+                measure_folder_loader(
+                    Path(tmp),
+                    w,
+                    sizes.image_size,
+                    sizes.batch,
+                    batches=2 if tiny else 30,
+                    warmup=1 if tiny else 3,
+                    pin_memory=args.device == "cuda",
                 )
-                times = []
-                with torch.inference_mode(), ctx:
-                    for i in range(warmup + reps):
-                        t0 = time.perf_counter()
-                        generator(x)
-                        if i >= warmup:
-                            times.append(time.perf_counter() - t0)
-                rows.append({"size": size, "batch": batch, "precision": precision, "s": _stats(times), "flops": flops})
-    return {"rows": rows}
-
-
-def bench_matmul(n: int, reps: int) -> dict[str, Any]:
-    out = {}
-    for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
-        a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
-        for _ in range(2):
-            a @ b
-        times = []
-        for _ in range(reps):
-            t0 = time.perf_counter()
-            a @ b
-            times.append(time.perf_counter() - t0)
-        out[name] = 2 * n**3 / statistics.median(times) / 1e9
+                for w in workers
+            ]
+    if args.layout == "cpu":
+        workers = [0, 1] if tiny else [0, 2] if args.quick else [0, 1, 2]
+        size = 64 if tiny else 256
+        out["demo"] = {str(w): measure_dataloader(w, size, batches=2 if tiny else 15, batch_size=8) for w in workers}
+    out["peak_rss_mib"] = peak_rss_mib()
     return out
 
 
-def bench_data(workers: list[int], size: int, batches: int) -> dict[str, Any]:
-    from benchmarks.dataloader import measure_dataloader
-
-    return {str(w): measure_dataloader(w, image_size=size, batches=batches, batch_size=8) for w in workers}
-
-
 # ------------------------------------------------------------------------------------------- the driver
-def run_section(args: argparse.Namespace) -> dict[str, Any]:
-    size, batch = (64, 2) if args.quick else (256, 2)
-    reps, warmup = (1, 1) if args.quick else (args.reps, 2)
-    section = args.section
-    if section == "train_lightning":
-        result = bench_lightning(size, batch, reps, warmup, args.quick, [])
-    elif section == "train_plain":
-        result = bench_plain(size, batch, reps, warmup, args.quick)
-    elif section == "train_bf16":
-        result = bench_lightning(size, batch, reps, warmup, args.quick, ["trainer.precision=bf16-mixed"])
-    elif section == "train_channels_last":
-        result = bench_lightning(size, batch, reps, warmup, args.quick, ["model.channels_last=true"])
-    elif section == "infer":
-        sizes, batches = ([64], [1, 2]) if args.quick else ([256, 512, 1024], [1, 8])
-        result = bench_infer(sizes, batches, reps, warmup, args.quick)
-    elif section == "matmul":
-        result = bench_matmul(256 if args.quick else 2048, reps if args.quick else 10)
-    elif section == "data":
-        result = bench_data([0, 1] if args.quick else [0, 1, 2], 64 if args.quick else 256, 2 if args.quick else 15)
-    else:
-        raise SystemExit(f"unknown section {section!r}")
-    result["peak_rss_mib"] = _peak_rss_mib()
-    return result
-
-
-SECTIONS = ["matmul", "train_plain", "train_lightning", "train_bf16", "train_channels_last", "infer", "data"]
-
-
-def _child(section: str, args: argparse.Namespace) -> dict[str, Any]:
-    cmd = [sys.executable, "-m", "benchmarks.run", "--section", section, "--reps", str(args.reps)]
+def _child_args(name: str, args: argparse.Namespace) -> list[str]:
+    cmd = [sys.executable, "-m", "benchmarks.run", "--section", name, "--device", args.device, "--layout", args.layout]
+    if args.tiny:
+        cmd.append("--tiny")
     if args.quick:
         cmd.append("--quick")
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1])
-    if proc.returncode != 0:
-        raise RuntimeError(f"benchmark section {section} failed:\n{proc.stderr[-3000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    if args.reps:
+        cmd += ["--reps", str(args.reps)]
+    return cmd
 
 
-def _fmt_s(stats: dict[str, float]) -> str:
-    return f"{stats['median'] * 1000:.0f} ms ({stats['min'] * 1000:.0f}-{stats['max'] * 1000:.0f})"
+def _child(name: str, args: argparse.Namespace, limit_s: float | None) -> dict[str, Any]:
+    """Run one section in a fresh process group; killed with its workers at ``limit_s`` (None: no limit)."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        _child_args(name, args),
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # DataLoader and compile workers go with it on a timeout
+    )
+    try:
+        stdout, stderr = proc.communicate(timeout=limit_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        return {"skipped": f"stopped at its time limit ({limit_s or 0:.0f} s)"}
+    lines = [line for line in stdout.splitlines() if line.startswith(MARKER)]
+    if proc.returncode != 0 or not lines:
+        return {"error": (stderr or stdout)[-4000:] or f"exit code {proc.returncode}"}
+    return json.loads(lines[-1][len(MARKER) :])
 
 
-def render(results: dict[str, Any], quick: bool) -> str:
-    peak32, peak16 = results["matmul"]["fp32"], results["matmul"]["bf16"]
-    flops = results["train_plain"]["flops"]
-    lines = [
-        "# Benchmark results",
-        "",
-        f"- date: {datetime.date.today().isoformat()}; torch {torch.__version__}; "
-        f"pytorch-lightning {__import__('pytorch_lightning').__version__}; python {platform.python_version()}",
-        f"- machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-        f"ISA {torch.backends.cpu.get_cpu_capability()}, torch threads {torch.get_num_threads()}",
-        f"- {'QUICK smoke-test sizes: not representative' if quick else 'batch 2, 256x256, full paper losses'}",
-        "",
-        "## Training step (one iteration = G step + D step)",
-        "",
-        "| variant | step time median (min-max) | images/s | GFLOP/s | % of fp32 matmul peak | peak RSS |",
-        "|---|---|---|---|---|---|",
-    ]
-    for name in ("train_plain", "train_lightning", "train_bf16", "train_channels_last"):
-        r = results[name]
-        med = r["step_s"]["median"]
-        gflops = flops / med / 1e9
-        lines.append(
-            f"| {name.removeprefix('train_')} | {_fmt_s(r['step_s'])} | {r['images'] / med:.2f} | {gflops:.1f} | "
-            f"{100 * gflops / peak32:.0f}% | {r['peak_rss_mib']:.0f} MiB |"
-        )
-    ratio = results["train_lightning"]["step_s"]["median"] / results["train_plain"]["step_s"]["median"]
-    bf16_speedup = results["train_lightning"]["step_s"]["median"] / results["train_bf16"]["step_s"]["median"]
-    lines += [
-        "",
-        f"Lightning overhead (Trainer / plain loop, fp32): **{ratio:.3f}**. "
-        f"bf16-mixed speed-up: **{bf16_speedup:.2f}x**. FLOPs per iteration: {flops / 1e9:.1f} GFLOP.",
-        "",
-        f"Dense matmul: fp32 {peak32:.1f} GFLOP/s, bf16 {peak16:.1f} GFLOP/s.",
-        "",
-        "## Generator inference",
-        "",
-        "| size | batch | precision | latency median (min-max) | images/s | GFLOP/s |",
-        "|---|---|---|---|---|---|",
-    ]
-    for row in results["infer"]["rows"]:
-        if "skipped" in row:
-            lines.append(f"| {row['size']} | {row['batch']} | - | skipped: {row['skipped']} | | |")
-            continue
-        med = row["s"]["median"]
-        lines.append(
-            f"| {row['size']} | {row['batch']} | {row['precision']} | {_fmt_s(row['s'])} | {row['batch'] / med:.2f} | "
-            f"{row['flops'] / med / 1e9:.1f} |"
-        )
-    lines += [
-        f"\nPeak RSS of the inference section: {results['infer']['peak_rss_mib']:.0f} MiB.",
-        "",
-        "## Dataloader",
-        "",
-    ]
-    lines += ["| workers | images/s | images/s per worker |", "|---|---|---|"]
-    for workers, r in results["data"].items():
-        if not workers.isdigit():  # peak_rss_mib
-            continue
-        per = r["images_per_s"] / max(int(workers), 1)
-        lines.append(f"| {workers} | {r['images_per_s']:.1f} | {per:.1f} |")
-    return "\n".join(lines) + "\n"
+def _inline(name: str, args: argparse.Namespace) -> dict[str, Any]:
+    try:
+        return run_section(name, args)
+    except Exception:
+        return {"error": traceback.format_exc()[-4000:]}
+
+
+def _write(results: dict[str, Any], md_path: Path, json_path: Path) -> None:
+    md_path.parent.mkdir(parents=True, exist_ok=True)
+    json_path.write_text(json.dumps(jsonable(results), indent=1))
+    existing = md_path.read_text() if md_path.is_file() else ""
+    md_path.write_text(merge(existing, block_key(results["meta"]), render_block(results)))
+
+
+def _outputs(args: argparse.Namespace) -> tuple[Path, Path]:
+    if args.out:
+        return args.out / "results.md", args.out / "results.json"
+    return args.output, args.output.with_suffix(".json")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="tiny sizes, one repetition (smoke test)")
-    parser.add_argument("--reps", type=int, default=5, help="timed repetitions after warm-up")
-    parser.add_argument("--only", default=",".join(SECTIONS), help="comma-separated sections")
-    parser.add_argument("--section", help=argparse.SUPPRESS)  # internal: run one section in this process
-    parser.add_argument("--output", type=Path, default=RESULTS)
+    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    parser.add_argument("--quick", action="store_true", help="time-budgeted run (CUDA: the ~6 minute suite)")
+    parser.add_argument("--tiny", action="store_true", help="smoke-test sizes (64 px, batch 2), in this process")
+    parser.add_argument("--reps", type=int, default=None, help="timed repetitions (default: CPU 5, CUDA 20)")
+    parser.add_argument("--only", default="", help="comma-separated sections (default: the device's suite)")
+    parser.add_argument("--layout", choices=["cpu", "cuda"], help="which suite (default: the device's)")
+    parser.add_argument("--budget-s", type=float, default=None, help="stop starting sections after this (quick: 330)")
+    parser.add_argument("--inline", action="store_true", help="run sections in this process (default with --tiny)")
+    parser.add_argument("--subprocess", action="store_true", help="one process per section, also with --tiny")
+    parser.add_argument("--out", type=Path, help="folder for results.md and results.json (default: benchmarks/)")
+    parser.add_argument("--output", type=Path, default=RESULTS, help="results markdown (without --out)")
+    parser.add_argument("--from-json", type=Path, help="render a results JSON into the markdown; run nothing")
+    parser.add_argument("--section", help=argparse.SUPPRESS)  # internal: one section, printed as JSON
     args = parser.parse_args(argv)
-    if args.section:
-        print(json.dumps(run_section(args)))
+    md_path, json_path = _outputs(args)
+
+    if args.from_json:
+        results = json.loads(args.from_json.read_text())
+        existing = md_path.read_text() if md_path.is_file() else ""
+        md_path.write_text(merge(existing, block_key(results["meta"]), render_block(results)))
+        print(f"merged {args.from_json} into {md_path}")
         return 0
-    results = {}
-    for section in args.only.split(","):
-        print(f"running {section} ...", file=sys.stderr, flush=True)
-        results[section] = _child(section, args)
-    text = render(results, args.quick)
-    print(text)
-    args.output.write_text(text)
-    (args.output.with_suffix(".json")).write_text(json.dumps(results, indent=1))
-    return 0
+
+    from benchmarks.common import resolve_device
+
+    args.device = resolve_device(args.device)
+    args.layout = args.layout or args.device
+    if args.section:
+        result = run_section(args.section, args)
+        print(MARKER + json.dumps(jsonable(result)), flush=True)
+        return 0
+
+    budget = args.budget_s if args.budget_s is not None else (330.0 if args.quick and not args.tiny else None)
+    inline = (args.inline or args.tiny) and not args.subprocess
+    started = time.perf_counter()
+    results: dict[str, Any] = {
+        "meta": {
+            "device": args.device,
+            "layout": args.layout,
+            "mode": mode_of(args),
+            "sizes": asdict(sizes_of(args)),
+            "plan": plan_of(args).as_dict(),
+            "budget_s": budget,
+            "command": "python -m benchmarks.run " + " ".join(argv if argv is not None else sys.argv[1:]),
+            "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+            "elapsed_s": 0.0,
+        },
+        "sections": {},
+    }
+    for name in sections_of(args):
+        elapsed = time.perf_counter() - started
+        left = None if budget is None else budget - elapsed
+        if left is not None and left < MIN_START_S.get(name, DEFAULT_MIN_START_S):
+            result = {"skipped": f"time budget: {left:.0f} s of --budget-s {budget:.0f} left"}
+        else:
+            print(f"running {name} ({elapsed:.0f} s elapsed) ...", file=sys.stderr, flush=True)
+            t0 = time.perf_counter()
+            if inline:
+                result = _inline(name, args)
+            else:
+                limit = None
+                if args.device == "cuda" or left is not None:
+                    limit = SECTION_LIMIT_S.get(name, DEFAULT_LIMIT_S)
+                    limit = limit if left is None else max(10.0, min(limit, left))
+                result = _child(name, args, limit)
+            result["section_s"] = time.perf_counter() - t0
+            if "error" in result:
+                print(f"section {name} failed:\n{result['error']}", file=sys.stderr, flush=True)
+        results["sections"][name] = result
+        results["meta"]["elapsed_s"] = time.perf_counter() - started
+        _write(results, md_path, json_path)
+    print(render_block(results))
+    print(f"wrote {md_path} and {json_path}", file=sys.stderr)
+    failed = [n for n, r in results["sections"].items() if "error" in r]
+    if failed:
+        print(f"failed sections: {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
