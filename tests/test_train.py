@@ -364,3 +364,35 @@ def test_slurm_launcher_config_composes_with_ddp():
     assert launcher.tasks_per_node == launcher.gpus_per_node == 4  # one task per GPU
     assert launcher.signal_delay_s > 0  # SIGTERM/SIGUSR before the limit: checkpoint, then requeue
     assert cfg.hydra.sweeper.params["model/block"] == "dmfb,rate2,rate8,no_combination,no_ki"
+
+
+def test_random_vgg_swaps_in_the_loss_if_random_vgg_profile_records_it_and_says_so(tmp_path, caplog):
+    import logging
+
+    from dmfn_lightning.module import DMFNModule
+    from dmfn_lightning.train import build_module
+
+    # The demo sets loss_if_random_vgg=no_vgg and +debug=fast makes VGG19 random; a loss.* override still applies.
+    overrides = ["+experiment=demo", *TINY, "trainer.max_steps=1", "loss.dis_fm_weight=2.5"]
+    cfg = compose_config(overrides, tmp_path / "demo")
+    with caplog.at_level(logging.WARNING, logger="dmfn_lightning.train"):
+        train(cfg)
+    assert "trains with loss=no_vgg (loss_if_random_vgg)" in caplog.text
+    expected = {"vgg_weight": 0.0, "self_guided": False, "alignment_weight": 0.0, "dis_fm_weight": 2.5}
+    summary = json.loads((tmp_path / "demo" / "results.json").read_text())
+    assert expected.items() <= summary["loss"].items()
+    # The checkpoint's run config carries the swapped loss, so the rebuilt module trains what was trained.
+    loss = DMFNModule.load_from_checkpoint(tmp_path / "demo" / "checkpoints" / "last.ckpt").loss
+    assert (loss.vgg_weight, loss.self_guided, loss.alignment_weight, loss.dis_fm_weight) == (0.0, False, 0.0, 2.5)
+    assert loss.reconstruction_weight == 1.0 and loss.adversarial_weight == 0.003
+
+    # Random VGG19 without the key (its default is null) keeps the configured paper loss.
+    cfg = compose_config([*TINY, "model.vgg.weights=random"], tmp_path / "plain")
+    assert cfg.loss_if_random_vgg is None
+    loss = build_module(cfg).loss
+    assert (loss.vgg_weight, loss.self_guided, loss.alignment_weight) == (25.0, True, 1.0)
+    assert cfg.loss.vgg_weight == 25.0
+
+    # A misspelt profile stops before the model is built, naming the key and the choices.
+    with pytest.raises(ValueError, match=r"loss_if_random_vgg='no_vgs'.*no_vgg"):
+        build_module(compose_config([*TINY, "loss_if_random_vgg=no_vgs"], tmp_path / "typo"))

@@ -114,11 +114,56 @@ def build_trainer(cfg: DictConfig, run_dir: Path, callbacks, loggers) -> pl.Trai
         logger=loggers or False,
         default_root_dir=str(run_dir),
         plugins=[AtomicCheckpointIO()],
+        # Lightning adds its own epoch-end ModelCheckpoint unless one is configured; LastCheckpoint owns last.ckpt.
+        enable_checkpointing=any(isinstance(c, ModelCheckpoint) for c in callbacks),
+        _convert_="all",
     )
 
 
-def build_module(cfg: DictConfig):
+def build_module(cfg: DictConfig) -> DMFNModule:
+    """The module the config describes; with random VGG19 weights and ``loss_if_random_vgg`` set, that loss profile.
+
+    Random-feature perceptual terms teach the generator texture noise, so a run that wants a usable result without
+    the ImageNet file (the offline demo) names a profile without them (``loss/no_vgg``). Whether the weights are
+    random is only known once VGG19Features has looked for the file (it may download it), so the module is built
+    first and its loss swapped. ``cfg.loss`` is replaced in place: the checkpoint's hyperparameters, the loggers,
+    results.json and the summary then all record the loss that actually trained. ``loss.*`` overrides given on the
+    command line still apply on top of the profile, as with ``loss=<profile>`` on the command line.
+    """
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.errors import MissingConfigException
+    from omegaconf import open_dict
+
+    def loss_profile(name: str) -> DictConfig:
+        task = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+        overrides = [o for o in task if o.lstrip("+~").startswith("loss.")]
+        try:
+            if GlobalHydra.instance().is_initialized():  # inside @hydra.main, whose search path is ours
+                return hydra_compose(f"loss/{name}", overrides=overrides).loss
+            with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+                return hydra_compose(f"loss/{name}", overrides=overrides).loss
+        except MissingConfigException:
+            options = ", ".join(sorted(p.stem for p in (config_dir() / "loss").glob("*.yaml")))
+            raise ConfigError(f"invalid config: loss_if_random_vgg={name!r}; allowed: null, {options}") from None
+
+    profile_name = cfg.get("loss_if_random_vgg")
+    # Composed before the (slow) module build, so that a misspelt profile fails at once, online or offline.
+    profile = loss_profile(profile_name) if profile_name else None
     module = DMFNModule.from_config(cfg)
+    if profile is not None and module.vgg.weights_used == "random":
+        with open_dict(cfg):
+            cfg.loss = profile
+        module.loss = instantiate(cfg.loss)
+        module.run_config = run_config_of(cfg)
+        module.save_hyperparameters({"config": module.run_config}, logger=False)
+        weights = ", ".join(f"{k}={v}" for k, v in cfg.loss.items() if k != "_target_")
+        log.warning(
+            f"VGG19 has RANDOM weights, so this run trains with loss={profile_name} (loss_if_random_vgg), not the "
+            f"configured loss: random-feature perceptual terms teach texture noise. Loss: {weights}. "
+            "With the ImageNet VGG19 file in place the configured loss is used."
+        )
     init_from = cfg.get("init_from") or {}
     if init_from.get("generator") or init_from.get("discriminator"):
         loaded = init_from_release(module, init_from.get("generator"), init_from.get("discriminator"))

@@ -98,6 +98,13 @@ class DMFNLoss(nn.Module):
             f"adversarial_weight={self.adversarial_weight} ({self.gan_type})"
         )
 
+    @property
+    def uses_vgg_features(self) -> bool:
+        """Whether any term reads VGG19 features (L_fm_vgg, L_sg, L_align). When none does (``loss=no_vgg``), the
+        caller may skip both VGG19 forwards and pass empty feature lists: on a CPU they are a quarter of an
+        iteration of the demo."""
+        return bool(self.vgg_weight or self.alignment_weight)
+
     def generator_loss(
         self,
         output: Tensor,
@@ -115,9 +122,11 @@ class DMFNLoss(nn.Module):
         ``target_feats``: their five VGG19 maps relu1_1..relu5_1 (levels 1-2 feed L_sg, all five L_fm_vgg,
         relu4_1 L_align). ``fake_logits``/``real_logits``: D's logits [N, 1]. ``fake_dis_feats``/
         ``real_dis_feats``: the local branch's five maps (L_fm_dis). Returns ``(total, terms)`` with the keys of
-        :data:`GENERATOR_TERMS`; every term except ``"total"`` is unweighted.
+        :data:`GENERATOR_TERMS`; every term except ``"total"`` is unweighted. The feature lists may be empty when
+        :attr:`uses_vgg_features` is false.
         """
-        if len(output_feats) != NUM_VGG_MAPS or len(target_feats) != NUM_VGG_MAPS:
+        wrong = len(output_feats) != NUM_VGG_MAPS or len(target_feats) != NUM_VGG_MAPS
+        if wrong and self.uses_vgg_features:
             raise ValueError(
                 f"generator_loss expects the {NUM_VGG_MAPS} VGG19 maps relu1_1..relu5_1 per side, got "
                 f"{len(output_feats)} and {len(target_feats)}"
