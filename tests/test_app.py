@@ -201,8 +201,58 @@ def test_build_app_is_a_blocks_page(generator):
     assert isinstance(demo, gr.Blocks)
     ids = {getattr(block, "elem_id", None) for block in demo.blocks.values()}
     assert {"editor", "mask-file", "mask-kind", "device", "precision", "working-size", "run", "result"} <= ids
+    assert {"strategy", "crop-margin"} <= ids  # the HD strategies (issue 15)
     assert app.available_devices()[0] == "cpu"
     assert {kind for kind in app.MASK_CHOICES.values() if kind} == set(MASK_KINDS)
+
+
+def test_the_page_offers_every_strategy(generator):
+    demo = app.build_app(generator, devices=["cpu"], strategy="crop", crop_margin=48)
+    boxes = {getattr(block, "elem_id", None): block for block in demo.blocks.values()}
+    choices = [value for _, value in boxes["strategy"].choices]
+    assert choices == ["auto", "full", "resize", "crop"]
+    assert boxes["strategy"].value == "crop" and boxes["crop-margin"].value == 48
+    assert app.build_app(generator, devices=["cpu"]).blocks  # default: auto
+    with pytest.raises(InpaintError, match="got 'tiles'"):
+        app.build_app(generator, devices=["cpu"], strategy="tiles")
+    args = app.build_parser().parse_args(["--strategy", "crop", "--crop-margin", "64"])
+    assert (args.strategy, args.crop_margin) == ("crop", 64)
+    assert app.build_parser().parse_args([]).strategy == "auto"
+
+
+def test_crop_strategy_keeps_known_pixels_and_lifts_the_limit_for_small_holes(generator, tmp_path):
+    image = photo(600, 400)
+    hole = box_mask(30, 40, 20, 30, size=(600, 400)) | box_mask(340, 530, 30, 40, size=(600, 400))
+    run = app.make_callback(generator, max_pixels=100_000, output_dir=tmp_path)  # 600x400 is over the limit
+    with pytest.raises(gr.Error, match=r"600x400 \(0.2 MP\).*limit.*'crop' strategy"):
+        run(editor(image, brush_layer(hole)), None, "none", 0, "cpu", "fp32", 0, "full", 128)
+    result, _, _, summary = run(editor(image, brush_layer(hole)), None, "none", 0, "cpu", "fp32", 0, "crop", 32)
+    assert_known_pixels_kept(result, image, hole)
+    assert (np.asarray(result)[hole] != np.asarray(image)[hole]).any()
+    assert "crop strategy, 2 window(s) (256x256, 256x256) at full resolution" in summary
+    # A hole that needs a window above the limit is refused, unless a working size caps the windows.
+    big = box_mask(50, 50, 300, 400, size=(600, 400))
+    with pytest.raises(gr.Error, match=r"largest crop window is 464x364 .*limit"):
+        run(editor(image, brush_layer(big)), None, "none", 0, "cpu", "fp32", 0, "crop", 32)
+    result, _, _, summary = run(editor(image, brush_layer(big)), None, "none", 0, "cpu", "fp32", 128, "crop", 32)
+    assert_known_pixels_kept(result, image, big)
+    assert "windows over 128 px processed at 128" in summary
+
+
+def test_strategy_choices_and_bad_values(generator, tmp_path):
+    run = app.make_callback(generator, output_dir=tmp_path)
+    image, hole = photo(), box_mask(30, 40, 50, 60)
+    *_, summary = run(editor(image, brush_layer(hole)), None, "none", 0, "cpu", "fp32", 64, "auto", 128)
+    assert "resize strategy, working size 64" in summary  # auto + a working size: today's resize
+    *_, summary = run(editor(image, brush_layer(hole)), None, "none", 0, "cpu", "fp32", 0, "resize", 128)
+    assert "resize strategy, working size 256" in summary  # resize without a size: the training size
+    with pytest.warns(UserWarning, match=r"working size \(64\) is not used by the 'full' strategy"):
+        *_, summary = run(editor(image, brush_layer(hole)), None, "none", 0, "cpu", "fp32", 64, "full", 128)
+    assert "full resolution" in summary
+    with pytest.raises(gr.Error, match=r"crop margin must be a whole number of pixels >= 0, got -5"):
+        run(editor(image, brush_layer(hole)), None, "none", 0, "cpu", "fp32", 0, "crop", -5)
+    with pytest.raises(gr.Error, match=r"strategy must be one of full, resize, crop, got 'tiles'"):
+        run(editor(image, brush_layer(hole)), None, "none", 0, "cpu", "fp32", 0, "tiles", 128)
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -631,3 +631,188 @@ def test_tensor_images_in_the_python_api(generator):
         inpaint(generator, chw.float() / 127.5 - 1, hole)
     with pytest.raises(InpaintError, match="as an image"):
         load_image(torch.zeros(2, 5, 16, 24))
+
+
+# ------------------------------------------------------------------------------------ HD strategies (issue 15)
+
+HD_W, HD_H = 600, 400
+
+
+def hd_holes(*boxes: tuple[int, int, int, int]) -> np.ndarray:
+    """A bool [400, 600] mask with the given (top, left, height, width) boxes as holes."""
+    hole = np.zeros((HD_H, HD_W), dtype=bool)
+    for top, left, height, width in boxes:
+        hole[top : top + height, left : left + width] = True
+    return hole
+
+
+def test_crop_keeps_known_pixels_bit_identical(generator):
+    src = np.asarray(rgba_image(HD_W, HD_H, seed=3).convert("RGB"))
+    hole = hd_holes((20, 30, 25, 40), (300, 500, 40, 60))
+    hole[200:215, 250:262] = True
+    hole[207, 262:300] = True  # a thin diagonal-free stroke attached to the box: one connected hole
+    for kwargs in ({}, {"crop_margin": 0}, {"working_size": 64}, {"precision": "bf16"}):
+        out = np.asarray(inpaint(generator, src, hole, strategy="crop", **kwargs))
+        assert out.shape == src.shape
+        assert np.array_equal(out[~hole], src[~hole]), kwargs
+        assert (out[hole] != src[hole]).mean() > 0.9, kwargs  # the holes were filled
+
+
+def test_crop_windows_far_apart_two_overlapping_one():
+    from dmfn_lightning.hd import Window, crop_windows, hole_boxes, merge_windows
+
+    far = hd_holes((10, 10, 20, 20), (350, 550, 20, 20))
+    assert crop_windows(far, margin=16, min_size=64) == [Window(0, 0, 64, 64), Window(328, 528, 392, 592)]
+    # Two holes 40 px apart: their windows (hole + 16 px, at least 64) overlap and become their bounding box.
+    near = hd_holes((100, 100, 20, 20), (100, 160, 20, 20))
+    assert crop_windows(near, margin=16, min_size=64) == [Window(78, 78, 142, 202)]
+    # Merging can chain: the union of two windows reaches a third that neither reached alone.
+    chain = [Window(0, 0, 10, 10), Window(8, 8, 18, 18), Window(0, 15, 5, 20)]
+    assert merge_windows(chain) == [Window(0, 0, 18, 20)]
+    assert merge_windows([Window(0, 0, 10, 10), Window(0, 11, 10, 20)]) == [(0, 0, 10, 10), (0, 11, 10, 20)]
+    assert merge_windows([Window(0, 0, 10, 10), Window(0, 10, 10, 20)]) == [(0, 0, 10, 20)]  # touching
+    # Pixels touching at a corner are one hole (8-connectivity).
+    diagonal = np.zeros((50, 50), dtype=bool)
+    diagonal[np.arange(10, 20), np.arange(10, 20)] = True
+    assert hole_boxes(diagonal) == [Window(10, 10, 20, 20)]
+
+
+def test_crop_windows_have_the_minimum_size_and_stay_inside_the_image():
+    from dmfn_lightning.hd import crop_windows
+
+    for box in ((0, 0, 5, 5), (395, 595, 5, 5), (0, 300, 3, 3), (190, 0, 10, 1), (150, 250, 3, 3)):
+        (window,) = crop_windows(hd_holes(box), margin=8, min_size=256)
+        assert window.height == 256 and window.width == 256, (box, window)
+        assert window.top >= 0 and window.left >= 0 and window.bottom <= HD_H and window.right <= HD_W
+        top, left, height, width = box
+        assert window.top <= top and top + height <= window.bottom and window.left <= left
+        assert left + width <= window.right
+    # A minimum larger than the image: the whole side; a large hole: its box plus the margin.
+    (window,) = crop_windows(hd_holes((100, 100, 50, 50)), margin=8, min_size=1000)
+    assert (window.height, window.width) == (HD_H, HD_W)
+    (window,) = crop_windows(hd_holes((50, 40, 300, 400)), margin=8, min_size=64)
+    assert tuple(window) == (42, 32, 358, 448)
+    assert crop_windows(np.zeros((HD_H, HD_W), dtype=bool)) == []
+
+
+def test_crop_hole_touching_the_border(generator):
+    src = np.asarray(rgba_image(HD_W, HD_H, seed=4).convert("RGB"))
+    hole = hd_holes((0, 0, 30, 50), (370, 560, 30, 40), (150, 580, 60, 20))  # two corners and the right edge
+    out = np.asarray(inpaint(generator, src, hole, strategy="crop", crop_margin=16))
+    assert np.array_equal(out[~hole], src[~hole])
+    assert (out[hole] != src[hole]).mean() > 0.9
+
+
+def test_strategy_reaches_the_generator_at_the_expected_resolution():
+    src = rgba_image(HD_W, HD_H)
+    hole = hd_holes((20, 20, 10, 10), (370, 570, 10, 10))  # far apart: one window each
+
+    def shapes(**kwargs) -> list[tuple[int, ...]]:
+        spy = Spy()
+        out = np.asarray(inpaint(spy, src, hole, **kwargs))
+        assert np.array_equal(out[~hole], np.asarray(src.convert("RGB"))[~hole])
+        if kwargs.get("strategy") != "resize" and "working_size" not in kwargs:
+            assert np.all(out[hole] == 128)  # the spy's grey, exactly (resize blends it with the upsampled rim)
+        return spy.shapes
+
+    assert shapes() == shapes(strategy="full") == [(1, 4, 400, 600)]  # today's default: full resolution
+    assert shapes(working_size=200) == shapes(strategy="resize", working_size=200) == [(1, 4, 132, 200)]
+    assert shapes(strategy="resize") == [(1, 4, 172, 256)]  # resize without a size: the training size
+    # crop: one 256x256 window per hole (hole + 128 px margin, grown to the training size), at full resolution.
+    assert shapes(strategy="crop") == [(1, 4, 256, 256)] * 2
+    assert shapes(strategy="crop", crop_margin=0, working_size=512) == [(1, 4, 256, 256)] * 2  # under the cap
+    assert shapes(strategy="crop", working_size=128) == [(1, 4, 128, 128)] * 2  # over the cap: resized to it
+    # Holes close together: one merged window.
+    spy = Spy()
+    inpaint(spy, src, hd_holes((100, 100, 10, 10), (100, 300, 10, 10)), strategy="crop", crop_margin=0)
+    assert spy.shapes == [(1, 4, 256, 436)]  # 256 x 433, padded to a multiple of 4
+
+
+def test_crop_uses_the_training_size_recorded_in_the_generator_file(tmp_path):
+    spy = Spy()
+    spy.metadata = {"image_size": 128}  # what load_generator() sets from a generator file's metadata
+    inpaint(spy, rgba_image(HD_W, HD_H), hd_holes((200, 300, 10, 10)), strategy="crop", crop_margin=16)
+    assert spy.shapes == [(1, 4, 128, 128)]
+    export_generator(small_generator(base_channels=8), tmp_path / "g.pt", metadata={"image_size": 96})
+    from dmfn_lightning.hd import training_size
+
+    assert training_size(load_generator(tmp_path / "g.pt")) == 96
+    assert training_size(Spy()) == 256  # nothing recorded: the paper's 256
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"strategy": "tiles"}, r"strategy must be one of full, resize, crop, got 'tiles'"),
+        ({"strategy": "full", "working_size": 512}, r"strategy 'full'.*working size \(512\)"),
+        ({"strategy": "crop", "crop_margin": -4}, r"crop_margin must be .*>= 0, got -4"),
+        ({"strategy": "crop", "crop_margin": 1.5}, r"crop_margin .* got 1.5"),
+    ],
+)
+def test_bad_strategy_values_are_one_line_errors(kwargs, message):
+    with pytest.raises(InpaintError, match=message) as info:
+        inpaint(Forbidden(), rgba_image(40, 30), np.ones((30, 40), dtype=bool), **kwargs)
+    assert "\n" not in str(info.value)
+
+
+def test_crop_memory_guard_names_the_window(monkeypatch):
+    import dmfn_lightning.inpainting as inpainting
+
+    monkeypatch.setattr(inpainting, "available_memory", lambda device: 2**20)  # 1 MiB free
+    with pytest.raises(inpainting.InpaintMemoryError, match=r"crop window 256x256: .*256x256 image"):
+        inpaint(Forbidden(), rgba_image(HD_W, HD_H), hd_holes((100, 100, 10, 10)), strategy="crop")
+
+
+def test_cli_strategy_crop(generator_file, generator, tmp_path):
+    rgba_image(HD_W, HD_H, seed=5).save(tmp_path / "photo.png")
+    hole = hd_holes((30, 40, 20, 30), (330, 520, 30, 40))
+    Image.fromarray(hole.astype(np.uint8) * 255).save(tmp_path / "mask.png")
+    args = [*cli(generator_file, tmp_path / "photo.png", tmp_path / "out"), "--mask", str(tmp_path / "mask.png")]
+    assert main([*args, "--strategy", "crop", "--crop-margin", "32", "--quiet"]) == 0
+    out = np.asarray(Image.open(tmp_path / "out" / "photo.png"))
+    src = np.asarray(load_image(tmp_path / "photo.png"))
+    assert np.array_equal(out[~hole], src[~hole])
+    expected = np.asarray(inpaint(generator, src, hole, strategy="crop", crop_margin=32))
+    assert np.abs(out.astype(int) - expected.astype(int)).max() <= 1
+
+
+def test_cli_strategy_reaches_the_generator(generator_file, monkeypatch, tmp_path):
+    import dmfn_lightning.models as models
+
+    spy = Spy()
+    monkeypatch.setattr(models, "load_generator", lambda *args, **kwargs: spy)
+    rgba_image(HD_W, HD_H).save(tmp_path / "photo.png")
+    Image.fromarray(hd_holes((20, 20, 10, 10)).astype(np.uint8) * 255).save(tmp_path / "mask.png")
+    args = [*cli(generator_file, tmp_path / "photo.png", tmp_path / "out"), "--mask", str(tmp_path / "mask.png")]
+    for extra, expected in (
+        ([], (1, 4, 400, 600)),
+        (["--working-size", "200"], (1, 4, 132, 200)),  # --working-size alone keeps meaning resize
+        (["--strategy", "resize"], (1, 4, 172, 256)),
+        (["--strategy", "crop"], (1, 4, 256, 256)),
+        (["--strategy", "crop", "--working-size", "100"], (1, 4, 100, 100)),
+    ):
+        spy.shapes.clear()
+        assert main([*args, *extra, "--quiet"]) == 0
+        assert spy.shapes == [expected], extra
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--strategy", "tiles"], "--strategy must be one of full, resize, crop, got 'tiles'"),
+        (["--strategy", "full", "--working-size", "512"], "--working-size 512 needs --strategy resize or crop"),
+        (["--strategy", "crop", "--crop-margin", "-3"], "--crop-margin must be at least 0 (pixels), got -3"),
+        (["--crop-margin", "64"], "--crop-margin 64 applies to --strategy crop only, not full"),
+    ],
+)
+def test_cli_bad_strategy_values_are_one_line_errors(extra, message, generator_file, tmp_path, capsys):
+    rgba_image(40, 30).save(tmp_path / "photo.png")
+    args = [*cli(generator_file, tmp_path / "photo.png", tmp_path / "out"), "--mask-type", "center", *extra]
+    with pytest.raises(SystemExit) as info:
+        main(args)
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    first, *rest = err.splitlines()
+    assert first.startswith("error: ") and message in first and "Traceback" not in err
+    assert rest == ["(set HYDRA_FULL_ERROR=1 for the full traceback)"]  # the message is one line
+    assert not (tmp_path / "out").exists()

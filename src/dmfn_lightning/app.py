@@ -4,7 +4,8 @@ Run ``python -m dmfn_lightning.app --checkpoint outputs/demo/generator.pt`` (or 
 and open http://127.0.0.1:7860. Needs the ``app`` extra: ``pip install 'dmfn_lightning[app]'`` (Gradio).
 
 The page is a thin layer over the library's inpainting API (:mod:`dmfn_lightning.inpainting`): the same
-padding, working resolution and exact compositing as ``python -m dmfn_lightning.inpaint``. The hole is the union
+padding, strategies (full resolution, resized to a working size, or a crop window around each hole:
+:mod:`dmfn_lightning.hd`) and exact compositing as ``python -m dmfn_lightning.inpaint``. The hole is the union
 of what you paint with the brush, an optional uploaded mask image and an optional generated mask (centre box,
 random box or free-form strokes, as in training). Brush layers and mask files are read with the library's one
 mask rule (:mod:`dmfn_lightning.holes`): painted pixels of a transparent layer, and white or any colour at 50 %
@@ -42,6 +43,7 @@ import numpy as np
 from PIL import Image
 
 from dmfn_lightning.errors import DMFNError, exit_on_user_error
+from dmfn_lightning.hd import DEFAULT_CROP_MARGIN, STRATEGIES, Window, crop_windows, training_size
 from dmfn_lightning.inpainting import (
     PRECISIONS,
     InpaintError,
@@ -50,6 +52,7 @@ from dmfn_lightning.inpainting import (
     inpaint,
     load_image,
     load_mask,
+    resolve_strategy,
 )
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -61,6 +64,7 @@ __all__ = [
     "CHECKPOINT_HELP",
     "DEFAULT_MAX_PIXELS",
     "MASK_CHOICES",
+    "STRATEGY_CHOICES",
     "InpaintResult",
     "available_devices",
     "brush_hole",
@@ -95,6 +99,9 @@ MASK_CHOICES: dict[str, str | None] = {
     "free-form": "free_form",
 }
 
+# Radio label -> inpaint(strategy=...); "auto" is the library's default: resize with a working size, else full.
+STRATEGY_CHOICES: dict[str, str | None] = {"auto": None, **{name: name for name in STRATEGIES}}
+
 _HOLE_TINT = np.array([255, 0, 255], dtype=np.float32)  # the brush colour, also used for the mask preview
 BRUSH_COLOR = "#ff00ff"
 
@@ -112,6 +119,8 @@ class InpaintResult:
     preview: Image.Image  # the input with the hole tinted
     seconds: float
     notes: list[str] = field(default_factory=list)  # non-fatal remarks shown as warnings
+    strategy: str = "full"
+    windows: list[Window] = field(default_factory=list)  # the crop strategy's windows (empty for the others)
 
     @property
     def summary(self) -> str:
@@ -166,12 +175,13 @@ def _check_image_file(path: str | os.PathLike, what: str, max_pixels: int | None
         raise InpaintError(_too_large(width, height, max_pixels))
 
 
-def _too_large(width: int, height: int, max_pixels: int) -> str:
+def _too_large(width: int, height: int, max_pixels: int, what: str = "image") -> str:
     return (
-        f"The image is {width}x{height} ({width * height / 1e6:.1f} MP), above this app's limit of "
+        f"The {what} is {width}x{height} ({width * height / 1e6:.1f} MP), above this app's limit of "
         f"{max_pixels / 1e6:.1f} MP for full-resolution inpainting. Set a working size (e.g. 512) under "
         "'Advanced' to process it at a lower resolution (the known pixels stay untouched at full resolution), "
-        "downscale the image, or restart the app with a larger --max-pixels."
+        + ("" if what != "image" else "choose the 'crop' strategy for small holes, ")
+        + "downscale the image, or restart the app with a larger --max-pixels."
     )
 
 
@@ -206,6 +216,8 @@ def inpaint_request(
     precision: str = "fp32",
     working_size: int | None = None,
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    strategy: str | None = None,
+    crop_margin: int = DEFAULT_CROP_MARGIN,
 ) -> InpaintResult:
     """Inpaint the image of ``editor_value`` where the user asked; raise :class:`InpaintError` for bad input.
 
@@ -218,9 +230,13 @@ def inpaint_request(
         mask_kind: ``None``/``"none"`` or one of :data:`~dmfn_lightning.inpainting.MASK_KINDS` (or a label of
             :data:`MASK_CHOICES`): a generated hole added to the others.
         seed: seed of the generated mask.
-        working_size: longer side of the processing resolution, ``None``/0 = full resolution.
-        max_pixels: refuse full-resolution images above this many pixels (``None`` = no limit); a working size
-            lifts the limit.
+        working_size: longer side of the processing resolution, ``None``/0 = full resolution; with the
+            ``crop`` strategy, the largest window processed at full resolution. Ignored (with a note) by ``full``.
+        max_pixels: refuse full-resolution processing of more than this many pixels (``None`` = no limit): the
+            image for ``full``, the largest window for ``crop`` without a working size; a working size lifts it.
+        strategy: ``full``, ``resize`` or ``crop`` (:mod:`dmfn_lightning.hd`); ``None``: ``resize`` with a
+            working size, else ``full``.
+        crop_margin: pixels of context around each hole for ``crop``.
     """
     background, layers = _editor_parts(editor_value)
     if background is None:
@@ -229,15 +245,20 @@ def inpaint_request(
             "stayed empty, your browser could not read the file as an image."
         )
     working = int(working_size) if working_size else None
+    notes: list[str] = []
+    if strategy == "full" and working is not None:
+        notes.append(f"The working size ({working}) is not used by the 'full' strategy: full resolution it is.")
+        working = None
+    strategy = resolve_strategy(strategy or None, working)
+    # A working size bounds the processed size whatever the image; a crop window's size is known with the hole.
     limit = max_pixels if working is None else None
     if isinstance(background, str | os.PathLike):
-        _check_image_file(background, "image", limit)
+        _check_image_file(background, "image", limit if strategy == "full" else None)
     image = load_image(background)
     width, height = image.size
-    if limit and width * height > limit:
+    if limit and strategy == "full" and width * height > limit:
         raise InpaintError(_too_large(width, height, limit))
 
-    notes: list[str] = []
     hole = brush_hole(layers, image.size)
     if mask_file is not None:
         file_hole, note = _mask_file_hole(mask_file, image.size)
@@ -254,10 +275,29 @@ def inpaint_request(
         )
     if hole.all():
         notes.append("The whole image is masked: there is no known context, the result is the model's guess.")
+    windows: list[Window] = []
+    margin = DEFAULT_CROP_MARGIN  # only the crop strategy reads it
+    if strategy == "crop":
+        if isinstance(crop_margin, bool) or not isinstance(crop_margin, int | np.integer) or crop_margin < 0:
+            raise InpaintError(f"The crop margin must be a whole number of pixels >= 0, got {crop_margin!r}.")
+        margin = int(crop_margin)
+        windows = crop_windows(hole, margin, training_size(generator))
+        largest = max(windows, key=lambda w: w.height * w.width)
+        if limit and largest.height * largest.width > limit:
+            raise InpaintError(_too_large(largest.width, largest.height, limit, "largest crop window"))
 
     start = time.perf_counter()
     try:
-        result = inpaint(generator, image, hole, working_size=working, device=device, precision=precision)
+        result = inpaint(
+            generator,
+            image,
+            hole,
+            strategy=strategy,
+            working_size=working,
+            crop_margin=margin,
+            device=device,
+            precision=precision,
+        )
     except InpaintMemoryError as err:  # the library's memory guard, or an allocation that failed
         raise InpaintMemoryError(f"{err} In this app, set the working size under 'Advanced'.") from err
     except RuntimeError as err:  # e.g. an operator not implemented for fp16 on this device
@@ -266,7 +306,7 @@ def inpaint_request(
             f"Inpainting failed on {device} with {precision}: {first}. Try fp32 or another device."
         ) from err
     seconds = time.perf_counter() - start
-    return InpaintResult(result, hole, _preview(image, hole), seconds, notes)
+    return InpaintResult(result, hole, _preview(image, hole), seconds, notes, strategy, windows)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -304,12 +344,13 @@ def available_devices() -> list[str]:
 def make_callback(
     generator: nn.Module, *, max_pixels: int | None = DEFAULT_MAX_PIXELS, output_dir: str | os.PathLike | None = None
 ) -> Callable[..., tuple[Image.Image, Image.Image, str, str]]:
-    """The button's function: ``(editor, mask_file, mask_kind, seed, device, precision, working_size)`` ->
-    ``(result, hole preview, PNG path, summary)``. User errors become ``gr.Error``, notes ``gr.Warning``."""
+    """The button's function: ``(editor, mask_file, mask_kind, seed, device, precision, working_size[, strategy,
+    crop_margin])`` -> ``(result, hole preview, PNG path, summary)``. User errors become ``gr.Error``, notes
+    ``gr.Warning``."""
     gr = import_gradio()
     out_root = Path(output_dir).expanduser() if output_dir else Path(tempfile.mkdtemp(prefix="dmfn_app_"))
 
-    def run(editor_value, mask_file, mask_kind, seed, device, precision, working_size):
+    def run(editor_value, mask_file, mask_kind, seed, device, precision, working_size, strategy=None, margin=None):
         try:
             res = inpaint_request(
                 generator,
@@ -321,6 +362,8 @@ def make_callback(
                 precision=precision or "fp32",
                 working_size=int(working_size) if working_size else None,
                 max_pixels=max_pixels,
+                strategy=STRATEGY_CHOICES.get(strategy, strategy) if strategy else None,
+                crop_margin=_whole_number(margin, DEFAULT_CROP_MARGIN),
             )
         except InpaintError as err:
             raise gr.Error(str(err), print_exception=False) from None
@@ -335,12 +378,30 @@ def make_callback(
             raise gr.Error(
                 f"Cannot save the result in {out_root}: {err.strerror or err}.", print_exception=False
             ) from None
-        summary = f"{res.summary} Device {device}, {precision}, " + (
-            f"working size {int(working_size)}." if working_size else "full resolution."
-        )
+        summary = f"{res.summary} Device {device}, {precision}, {_strategy_summary(res, generator, working_size)}"
         return res.image, res.preview, str(png), summary
 
     return run
+
+
+def _whole_number(value: Any, default: int) -> Any:
+    # gr.Number hands over floats (and None when the box is emptied); anything else is left for the check to name.
+    if value is None or value == "":
+        return default
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def _strategy_summary(res: InpaintResult, generator: nn.Module, working_size: Any) -> str:
+    working = int(working_size) if working_size else None
+    if res.strategy == "full":
+        return "full resolution."
+    if res.strategy == "resize":
+        return f"resize strategy, working size {working or training_size(generator)}."
+    cap = f"; windows over {working} px processed at {working}" if working else " at full resolution"
+    sizes = ", ".join(f"{w.width}x{w.height}" for w in res.windows[:4]) + (", ..." if len(res.windows) > 4 else "")
+    return f"crop strategy, {len(res.windows)} window(s) ({sizes}){cap}."
 
 
 def _prune(root: Path, max_age: float = 3600.0) -> None:
@@ -385,11 +446,16 @@ def build_app(
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
     devices: Sequence[str] | None = None,
     output_dir: str | os.PathLike | None = None,
+    strategy: str | None = None,
+    crop_margin: int = DEFAULT_CROP_MARGIN,
 ) -> gr.Blocks:
     """The page: editor and mask options on the left, result, hole preview and PNG download on the right.
 
     ``output_dir``: where the result PNGs offered for download are written (default: a new temporary folder).
+    ``strategy`` (``None`` = auto) and ``crop_margin``: the initial values of the strategy controls.
     """
+    if strategy is not None and strategy not in STRATEGY_CHOICES:
+        raise InpaintError(f"strategy must be one of {', '.join(STRATEGY_CHOICES)}, got {strategy!r}")
     gr = import_gradio()
     devices = list(devices or available_devices())
     if device not in devices:
@@ -432,6 +498,26 @@ def build_app(
                         elem_id="mask-kind",
                     )
                     seed = gr.Number(value=0, precision=0, label="Seed", minimum=0, scale=1, elem_id="seed")
+                with gr.Row():
+                    strategy_box = gr.Radio(
+                        list(STRATEGY_CHOICES),
+                        value=strategy or "auto",
+                        label="Strategy",
+                        info="full: whole image at its resolution; resize: whole image at the working size; crop: a "
+                        "window around each hole at full resolution (best for small holes in large photos); auto: "
+                        "resize with a working size, else full",
+                        scale=3,
+                        elem_id="strategy",
+                    )
+                    margin_box = gr.Number(
+                        value=crop_margin,
+                        precision=0,
+                        minimum=0,
+                        label="Crop margin (px)",
+                        info="context around each hole (crop)",
+                        scale=1,
+                        elem_id="crop-margin",
+                    )
                 with gr.Accordion("Advanced", open=False), gr.Row():
                     device_box = gr.Dropdown(devices, value=device, label="Device", elem_id="device")
                     precision_box = gr.Dropdown(
@@ -443,7 +529,7 @@ def build_app(
                         minimum=0,
                         label="Working size (px)",
                         info="Longer side to process at; 0 = full resolution. The model was trained on 256x256 "
-                        "crops: for large photos 256-512 is faster and usually looks better.",
+                        "crops: for large photos 256-512 is faster; with crop, only larger windows are resized.",
                         elem_id="working-size",
                     )
                 run_button = gr.Button("Inpaint", variant="primary", elem_id="run")
@@ -471,7 +557,18 @@ def build_app(
         mask_file.upload(check_mask_upload, inputs=mask_file, outputs=None)
         run_button.click(
             callback,
-            inputs=[editor, mask_file, mask_kind, seed, device_box, precision_box, working_box],
+            # The strategy controls come last, so that callers of the 7-argument API keep working.
+            inputs=[
+                editor,
+                mask_file,
+                mask_kind,
+                seed,
+                device_box,
+                precision_box,
+                working_box,
+                strategy_box,
+                margin_box,
+            ],
             outputs=[result, preview, download, status],
             api_name="inpaint",
         )
@@ -519,6 +616,19 @@ def build_parser() -> argparse.ArgumentParser:
         type=_positive_int,
         default=0,
         help="default working resolution (longer side, px); 0 = full resolution",
+    )
+    parser.add_argument(
+        "--strategy",
+        default="auto",
+        choices=list(STRATEGY_CHOICES),
+        help="default strategy in the page: full, resize, crop (a window around each hole), or auto (resize with "
+        "a working size, else full; the default)",
+    )
+    parser.add_argument(
+        "--crop-margin",
+        type=_positive_int,
+        default=DEFAULT_CROP_MARGIN,
+        help=f"default context around each hole for the crop strategy, px (default {DEFAULT_CROP_MARGIN})",
     )
     parser.add_argument(
         "--output-dir",
@@ -581,6 +691,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         working_size=args.working_size or None,
         max_pixels=args.max_pixels or None,
         output_dir=args.output_dir,
+        strategy=STRATEGY_CHOICES[args.strategy],
+        crop_margin=args.crop_margin,
     )
     demo.queue(default_concurrency_limit=1).launch(
         server_name=args.host,

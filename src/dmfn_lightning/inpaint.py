@@ -17,6 +17,13 @@ is never its own mask, and an image with two masks, or two files that differ onl
 folder, are errors that name the files. Which mask pixels are holes is the rule of :mod:`dmfn_lightning.holes`
 (white or any colour at 50 % or more, 1 in 0/1 masks, painted pixels of a transparent layer).
 
+``--strategy`` decides what the generator sees (:mod:`dmfn_lightning.hd`): ``full`` the whole image at its own
+resolution (the default), ``resize`` the whole image at ``--working-size`` (the default when ``--working-size`` is
+given; without it, the model's training size), ``crop`` a window around each connected hole (``--crop-margin``
+pixels of context, at least the training size, overlapping windows merged) at the image's own resolution, so a
+small hole in a large photo is filled at full detail; with ``--working-size``, crop windows larger than it are
+processed at it.
+
 Outputs are ``<output>/<stem>.png`` at the original size, known pixels bit-identical to the input (see
 :mod:`dmfn_lightning.inpainting`). Before any work the output folder is checked (an existing file or a read-only
 folder is an error), and before the network runs the memory it needs is checked against what the device has
@@ -32,6 +39,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from dmfn_lightning.errors import exit_on_user_error
+from dmfn_lightning.hd import DEFAULT_CROP_MARGIN, STRATEGIES
 from dmfn_lightning.holes import MASK_FILE_EXTENSIONS
 from dmfn_lightning.inpainting import MASK_KINDS, PRECISIONS, InpaintError, OutputPathError, check_output_folder
 
@@ -71,12 +79,28 @@ def build_parser() -> argparse.ArgumentParser:
         "--resize-mask", action="store_true", help="resize masks of another size to their image (nearest neighbour)"
     )
     parser.add_argument(
+        "--strategy",
+        default=None,
+        metavar="{" + ",".join(STRATEGIES) + "}",
+        help="full: the whole image at its resolution; resize: the whole image at --working-size (default: the "
+        "model's training size); crop: a window around each hole at the image's resolution (for small holes in "
+        "large photos). Default: resize with --working-size, else full",
+    )
+    parser.add_argument(
         "--working-size",
         type=int,
         default=None,
         metavar="N",
         help="process at a resolution whose longer side is N (e.g. 256, the training size), upsample the "
-        "prediction and paste the known pixels back at full resolution; default: full resolution",
+        "prediction and paste the known pixels back at full resolution; with --strategy crop, only windows "
+        "larger than N are processed at N; default: full resolution",
+    )
+    parser.add_argument(
+        "--crop-margin",
+        type=int,
+        default=None,
+        metavar="PX",
+        help=f"--strategy crop: pixels of context around each hole (default {DEFAULT_CROP_MARGIN})",
     )
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: auto)")
     parser.add_argument("--precision", choices=tuple(PRECISIONS), default="fp32", help="default: fp32")
@@ -248,12 +272,33 @@ def _skipped_masks(path: Path) -> list[Path]:
     return split_masks(_list_folder(path, IMAGE_SUFFIXES))[1] if path.is_dir() else []
 
 
+def check_strategy(strategy: str | None, working_size: int | None, crop_margin: int | None) -> tuple[str, int]:
+    """(strategy, crop margin) from the command line's ``--strategy``, ``--working-size`` and ``--crop-margin``;
+    :class:`InpaintError` with a one-line message naming the value when they are invalid or contradict."""
+    if strategy is not None and strategy not in STRATEGIES:
+        raise InpaintError(f"--strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
+    if strategy is None:
+        strategy = "full" if working_size is None else "resize"
+    if strategy == "full" and working_size is not None:
+        raise InpaintError(
+            f"--strategy full processes images at their own resolution; --working-size {working_size} needs "
+            "--strategy resize or crop (or drop it)"
+        )
+    if crop_margin is not None:
+        if crop_margin < 0:
+            raise InpaintError(f"--crop-margin must be at least 0 (pixels), got {crop_margin}")
+        if strategy != "crop":
+            raise InpaintError(f"--crop-margin {crop_margin} applies to --strategy crop only, not {strategy}")
+    return strategy, DEFAULT_CROP_MARGIN if crop_margin is None else crop_margin
+
+
 def run(args: argparse.Namespace) -> list[Path]:
     """Inpaint every image named by ``args``; returns the written paths."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from dmfn_lightning.data.datasets import read_size
+    from dmfn_lightning.hd import training_size
     from dmfn_lightning.inpainting import (
         batches_by_size,
         check_memory,
@@ -270,6 +315,7 @@ def run(args: argparse.Namespace) -> list[Path]:
         raise InpaintError(f"--batch-size must be at least 1, got {args.batch_size}")
     if args.working_size is not None and args.working_size < 8:
         raise InpaintError(f"--working-size must be at least 8, got {args.working_size}")
+    strategy, crop_margin = check_strategy(args.strategy, args.working_size, args.crop_margin)
     image_arg = Path(args.image).expanduser()
     images = find_images(image_arg)
     outputs = output_paths(images, Path(args.output).expanduser())  # before any work: fail fast on a bad --output
@@ -279,9 +325,15 @@ def run(args: argparse.Namespace) -> list[Path]:
     sizes = [read_size(p) for p in images]  # headers only: batches are formed before decoding anything
     if not args.resize_mask:
         check_mask_sizes(images, sizes, masks, read_size)
-    for width, height in sorted(set(sizes), key=lambda s: s[0] * s[1], reverse=True):
-        # One image of every size must fit before anything runs (batches are then cut to what fits).
-        check_memory(generator, height, width, working_size=args.working_size, device=device)
+    working_size = args.working_size
+    if strategy == "resize" and working_size is None:
+        working_size = training_size(generator)
+    # crop: the windows depend on the masks, which are not read yet; without a cap on their size each batch is
+    # checked when its windows are known (inpaint_batch), with one the cap bounds every window.
+    if strategy != "crop" or working_size is not None:
+        for width, height in sorted(set(sizes), key=lambda s: s[0] * s[1], reverse=True):
+            # One image of every size must fit before anything runs (batches are then cut to what fits).
+            check_memory(generator, height, width, working_size=working_size, device=device)
 
     console = Console(stderr=True)
     skipped = _skipped_masks(image_arg)
@@ -292,7 +344,8 @@ def run(args: argparse.Namespace) -> list[Path]:
     columns = (TextColumn("inpainting"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, console=console, disable=args.quiet) as progress:
         task = progress.add_task("inpaint", total=len(images))
-        for group in _pixel_limited(batches_by_size(images, sizes, args.batch_size), sizes, generator, args, device):
+        batches = batches_by_size(images, sizes, args.batch_size)
+        for group in _pixel_limited(batches, sizes, generator, working_size, device):
             pictures, holes = [], []
             for i in group:
                 picture = load_image(images[i])
@@ -306,7 +359,9 @@ def run(args: argparse.Namespace) -> list[Path]:
                 generator,
                 pictures,
                 holes,
+                strategy=strategy,
                 working_size=args.working_size,
+                crop_margin=crop_margin,
                 device=device,
                 precision=args.precision,
             )
@@ -319,7 +374,7 @@ def run(args: argparse.Namespace) -> list[Path]:
     return written
 
 
-def _pixel_limited(batches, sizes, generator, args, device):
+def _pixel_limited(batches, sizes, generator, working_size, device):
     from dmfn_lightning.inpainting import available_memory, estimate_inference_bytes
 
     free = available_memory(device)
@@ -328,10 +383,11 @@ def _pixel_limited(batches, sizes, generator, args, device):
         width, height = sizes[batch[0]]
         step = max(1, MAX_BATCH_PIXELS // max(1, width * height))
         if free is not None:
-            if args.working_size is None:
+            # crop windows are at most the image (or the working size), so these bounds hold for crop too.
+            if working_size is None:
                 h, w = height + (-height) % 4, width + (-width) % 4
             else:
-                h = w = args.working_size  # an upper bound of the working resolution
+                h = w = working_size  # an upper bound of the working resolution
             step = min(step, max(1, free // max(1, estimate_inference_bytes(h, w, 1, base_channels))))
         for start in range(0, len(batch), step):
             yield batch[start : start + step]

@@ -2,9 +2,12 @@
 
 Any image size works: the generator (Hui et al., "Image Fine-grained Inpainting", arXiv:2002.02609) needs sides
 divisible by 4, so the 4-channel input is padded (reflect; replicate when the image is too small to reflect), run
-and cropped back. With ``working_size`` the image is processed at a smaller (or larger) resolution whose longer side
-is ``working_size`` and the prediction is upsampled; the known pixels always come from the original file, so they
-are returned bit-identical whatever the precision or resolution (composited in 8-bit, eq. 1's ``I_out``).
+and cropped back. Three strategies decide what the generator sees (``strategy=``, :mod:`dmfn_lightning.hd`):
+``full`` runs on the whole image at its resolution; ``resize`` processes it at the resolution whose longer side is
+``working_size`` and upsamples the prediction; ``crop`` inpaints a window around each connected hole at the image's
+resolution (windows larger than ``working_size``, when given, at ``working_size``). The known pixels always come
+from the original file, so they are returned bit-identical whatever the strategy, precision or resolution
+(composited in 8-bit, eq. 1's ``I_out``).
 
 Masks: which pixels are holes is decided by one rule, in :mod:`dmfn_lightning.holes` (white or any colour at
 50 % of full scale or more, 1 in 0/1 masks, painted pixels of a transparent layer); files, PIL images, arrays
@@ -44,12 +47,15 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import Tensor, nn
 
 from dmfn_lightning.errors import DMFNError
+from dmfn_lightning.hd import DEFAULT_CROP_MARGIN, STRATEGIES, Window, crop_windows, training_size
 from dmfn_lightning.holes import HOLE_THRESHOLD, hole_from_array, hole_from_image
 
 __all__ = [
+    "DEFAULT_CROP_MARGIN",
     "HOLE_THRESHOLD",
     "MASK_KINDS",
     "PRECISIONS",
+    "STRATEGIES",
     "InpaintError",
     "InpaintMemoryError",
     "NonFiniteOutputError",
@@ -63,9 +69,11 @@ __all__ = [
     "inpaint",
     "inpaint_batch",
     "inpaint_tensor",
+    "inpaint_windows",
     "load_image",
     "load_mask",
     "resolve_device",
+    "resolve_strategy",
     "run_generator",
     "save_png",
 ]
@@ -349,6 +357,42 @@ def inpaint_tensor(
     return torch.where(hole, predicted, image_u8)
 
 
+def _window_working_size(window: Window, working_size: int | None) -> int | None:
+    # A window is only rescaled when it is larger than the cap: small windows keep the image's own resolution.
+    if working_size is None or max(window.height, window.width) <= working_size:
+        return None
+    return int(working_size)
+
+
+def inpaint_windows(
+    generator: nn.Module,
+    image_u8: Tensor,
+    hole: Tensor,
+    windows: Sequence[Sequence[Window]],
+    working_size: int | None = None,
+    precision: str = "fp32",
+) -> Tensor:
+    """The ``crop`` strategy on tensors: inpaint each window of ``windows[b]`` of image ``b`` on its own.
+
+    ``image_u8`` uint8 ``[B, 3, H, W]`` and ``hole`` bool ``[B, 1, H, W]`` on the generator's device; ``windows``
+    from :func:`~dmfn_lightning.hd.crop_windows` (disjoint, each holding its holes whole). A window whose longer
+    side exceeds ``working_size`` is processed at ``working_size`` (:func:`inpaint_tensor`), any other at its own
+    resolution. Returns uint8 ``[B, 3, H, W]``: predictions in the holes, the input bytes everywhere else.
+    """
+    result = image_u8.clone()
+    for b, image_windows in enumerate(windows):
+        for window in image_windows:
+            rows, cols = window.slices
+            result[b : b + 1, :, rows, cols] = inpaint_tensor(
+                generator,
+                image_u8[b : b + 1, :, rows, cols],
+                hole[b : b + 1, :, rows, cols],
+                _window_working_size(window, working_size),
+                precision,
+            )
+    return result
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # images and masks
 
@@ -540,17 +584,66 @@ def _as_rgb_array(image: ImageInput) -> np.ndarray:
     return np.asarray(load_image(image), dtype=np.uint8)
 
 
+def resolve_strategy(strategy: str | None, working_size: int | None = None) -> str:
+    """The strategy to use: ``strategy`` checked against :data:`STRATEGIES`, or, for ``None``, today's default
+    (``resize`` with a ``working_size``, else ``full``). ``full`` with a ``working_size`` is an
+    :class:`InpaintError` (one of them is not what the caller meant)."""
+    if strategy is None:
+        return "full" if working_size is None else "resize"
+    if not isinstance(strategy, str) or strategy not in STRATEGIES:
+        raise InpaintError(f"strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
+    if strategy == "full" and working_size is not None:
+        raise InpaintError(
+            f"strategy 'full' processes the image at its own resolution, but a working size ({working_size}) was "
+            "given too; use strategy 'resize' or 'crop' with it, or drop the working size"
+        )
+    return strategy
+
+
+def _check_crop_margin(crop_margin: Any) -> int:
+    # bool is an int; numpy integers are fine (e.g. from a slider or an array of settings).
+    if isinstance(crop_margin, bool) or not isinstance(crop_margin, int | np.integer) or crop_margin < 0:
+        raise InpaintError(f"crop_margin must be a whole number of pixels >= 0, got {crop_margin!r}")
+    return int(crop_margin)
+
+
+def _check_crop_memory(
+    generator: nn.Module,
+    windows: Sequence[Sequence[Window]],
+    working_size: int | None,
+    device: torch.device,
+) -> None:
+    """:func:`check_memory` for the window that needs the most memory (windows run one at a time)."""
+    sized = [
+        (w, _window_working_size(w, working_size))
+        for image_windows in windows
+        for w in image_windows  # all windows of all images
+    ]
+    if not sized:
+        return
+    window, size = max(sized, key=lambda ws: math.prod(_processed_dims(ws[0].height, ws[0].width, ws[1])))
+    try:
+        check_memory(generator, window.height, window.width, working_size=size, device=device)
+    except InpaintMemoryError as err:
+        raise InpaintMemoryError(f"crop window {window.width}x{window.height}: {err}") from err
+
+
 def inpaint_batch(
     generator: nn.Module,
     images: Sequence[ImageInput],
     masks: Sequence[MaskInput],
     *,
+    strategy: str | None = None,
     working_size: int | None = None,
+    crop_margin: int = DEFAULT_CROP_MARGIN,
     device: str | torch.device = "cpu",
     precision: str = "fp32",
     memory_check: bool = True,
 ) -> list[Image.Image]:
-    """Inpaint several images of the same size in one forward pass; see :func:`inpaint`."""
+    """Inpaint several images of the same size in one forward pass (one per window for ``crop``); see
+    :func:`inpaint`."""
+    strategy = resolve_strategy(strategy, working_size)
+    crop_margin = _check_crop_margin(crop_margin)
     if len(images) != len(masks):
         raise InpaintError(f"got {len(images)} images but {len(masks)} masks")
     if not images:
@@ -573,15 +666,26 @@ def inpaint_batch(
         raise InpaintError(f"working_size must be at least {_MIN_SIDE}, got {working_size}")
     if not any(h.any() for h in holes):
         return [Image.fromarray(arr.copy(), "RGB") for arr in arrays]  # nothing to fill: skip the network
+    if strategy == "resize" and working_size is None:
+        working_size = training_size(generator)  # the resolution the model knows best
     target = resolve_device(device)
-    if memory_check:
+    windows: list[list[Window]] = []
+    if strategy == "crop":
+        min_size = training_size(generator)
+        windows = [crop_windows(hole, crop_margin, min_size) for hole in holes]
+        if memory_check:
+            _check_crop_memory(generator, windows, working_size, target)
+    elif memory_check:
         check_memory(generator, *shape, batch=len(arrays), working_size=working_size, device=target)
     try:
         generator = _prepare_generator(generator, target)
         image_u8 = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).to(target)
         hole_t = torch.from_numpy(np.stack(holes))[:, None].to(target)
         with torch.inference_mode():
-            result = inpaint_tensor(generator, image_u8, hole_t, working_size, precision)
+            if strategy == "crop":
+                result = inpaint_windows(generator, image_u8, hole_t, windows, working_size, precision)
+            else:
+                result = inpaint_tensor(generator, image_u8, hole_t, working_size, precision)
     except (RuntimeError, MemoryError) as err:
         if not _is_out_of_memory(err):
             raise
@@ -602,7 +706,9 @@ def inpaint(
     image: ImageInput,
     mask: MaskInput,
     *,
+    strategy: str | None = None,
     working_size: int | None = None,
+    crop_margin: int = DEFAULT_CROP_MARGIN,
     device: str | torch.device = "cpu",
     precision: str = "fp32",
     memory_check: bool = True,
@@ -616,23 +722,34 @@ def inpaint(
         mask: the holes, of the image's size: a bool array ``[H, W]`` (True = hole; see :func:`load_mask`,
             :func:`generate_mask`), or anything :func:`load_mask` reads (path, PIL image, 0/1, 8-bit or float
             array or tensor), with the same rule: a soft mask is a hole where it is at least 0.5.
-        working_size: process at the resolution whose longer side is ``working_size`` (sides multiples of 4,
-            aspect kept), upsample the prediction (bicubic) and paste the known region back at full resolution.
-            ``None`` processes at full resolution (padded to a multiple of 4, cropped back).
+        strategy: what the generator sees (:mod:`dmfn_lightning.hd`): ``"full"`` the whole image at its
+            resolution (padded to a multiple of 4, cropped back); ``"resize"`` the whole image at the
+            resolution whose longer side is ``working_size`` (sides multiples of 4, aspect kept; default the
+            model's training size, :func:`~dmfn_lightning.hd.training_size`), the prediction upsampled
+            (bicubic) into the hole; ``"crop"`` a window around each connected hole (``crop_margin`` pixels of
+            context, at least the training size per side, overlapping windows merged) at the image's
+            resolution, a window larger than ``working_size`` (when given) processed at ``working_size``.
+            ``None``: ``"resize"`` when ``working_size`` is given, else ``"full"``.
+        working_size: the longer side of the processing resolution for ``"resize"``, the largest window
+            processed at the image's resolution for ``"crop"``; not allowed with ``"full"``.
+        crop_margin: pixels of context added around each hole's bounding box by ``"crop"`` (default 128).
         device: ``cpu``, ``cuda``, ``cuda:N`` or ``auto``.
         precision: ``fp32``, ``bf16`` or ``fp16`` (autocast; the compositing stays exact).
         memory_check: refuse, with :class:`InpaintMemoryError`, an image whose estimated memory need exceeds
             what the device has free (:func:`check_memory`).
 
     Known pixels are returned bit-identical; an all-zero mask returns the input without running the network.
-    Raises :class:`InpaintMemoryError` when the image is too large for the device and
+    An unknown ``strategy``, ``"full"`` with a ``working_size``, or a negative ``crop_margin`` raise
+    :class:`InpaintError`. Raises :class:`InpaintMemoryError` when the image is too large for the device and
     :class:`NonFiniteOutputError` when the generator returns NaN or infinite values in the hole.
     """
     return inpaint_batch(
         generator,
         [image],
         [mask],
+        strategy=strategy,
         working_size=working_size,
+        crop_margin=crop_margin,
         device=device,
         precision=precision,
         memory_check=memory_check,
