@@ -95,3 +95,25 @@ def test_no_file_points_outside_the_repository():
         if readable and pattern.search(path.read_text(errors="ignore")):
             offenders.append(name)
     assert not offenders, offenders
+
+
+def test_every_error_class_lives_in_errors_py():
+    # One error module: a class deriving from an exception anywhere else would be a second, uncatchable copy.
+    defined_elsewhere = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if path.name == "errors.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ClassDef) and any(
+                (getattr(base, "id", None) or getattr(base, "attr", "")).endswith(("Error", "Exception"))
+                for base in node.bases
+            ):
+                defined_elsewhere.append(f"{path.relative_to(PACKAGE)}:{node.lineno} {node.name}")
+    assert defined_elsewhere == []
+
+
+def test_inpainting_raises_the_errors_of_errors_py():
+    from dmfn_lightning import errors, inpainting
+
+    for name in ("InpaintError", "InpaintMemoryError", "NonFiniteOutputError", "OutputPathError"):
+        assert getattr(inpainting, name) is getattr(errors, name)

@@ -46,7 +46,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import Tensor, nn
 
-from dmfn_lightning.errors import DMFNError
+from dmfn_lightning.errors import InpaintError, InpaintMemoryError, NonFiniteOutputError, OutputPathError
 from dmfn_lightning.hd import DEFAULT_CROP_MARGIN, STRATEGIES, Window, crop_windows, training_size
 from dmfn_lightning.holes import HOLE_THRESHOLD, hole_from_array, hole_from_image
 
@@ -86,22 +86,6 @@ MASK_KINDS = ("center", "random_box", "free_form")
 _MULTIPLE = 4  # two stride-2 convolutions in the encoder
 _MIN_SIDE = 8  # InstanceNorm needs more than one spatial element at H/4 x W/4
 _DECODE_ERRORS = (OSError, UnidentifiedImageError, ValueError, SyntaxError, Image.DecompressionBombError)
-
-
-class InpaintError(DMFNError, ValueError):
-    """Bad input for inpainting (unreadable file, mask of the wrong size, unknown option); says which and why."""
-
-
-class InpaintMemoryError(InpaintError):
-    """The image is too large for the memory of the device (estimated beforehand, or an allocation failed)."""
-
-
-class NonFiniteOutputError(InpaintError):
-    """The generator returned NaN or infinite values inside the hole (broken weights, or fp16 overflow)."""
-
-
-class OutputPathError(DMFNError, ValueError):
-    """An output location cannot be written (a file where a folder is expected, a read-only folder, ...)."""
 
 
 # ---------------------------------------------------------------------------------------------------------------
