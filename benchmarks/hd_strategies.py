@@ -1,4 +1,4 @@
-"""HD inpainting strategies compared (issue 15): ``full``, ``resize`` and ``crop`` on large photos.
+"""HD inpainting strategies compared: ``full``, ``resize`` and ``crop`` on large photos.
 
 ::
 

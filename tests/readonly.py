@@ -1,4 +1,4 @@
-"""A folder nobody can write to, for the output-location tests (issue 16, item 6)."""
+"""A folder nobody can write to, for the output-location tests."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The web demo (issue 9): the button's callback without a browser, the command line, and an end-to-end run in
+"""The web demo: the button's callback without a browser, the command line, and an end-to-end run in
 headless Chromium (Debian's /usr/bin/chromium driven by Playwright, which downloads nothing)."""
 
 from __future__ import annotations
@@ -201,7 +201,7 @@ def test_build_app_is_a_blocks_page(generator):
     assert isinstance(demo, gr.Blocks)
     ids = {getattr(block, "elem_id", None) for block in demo.blocks.values()}
     assert {"editor", "mask-file", "mask-kind", "device", "precision", "working-size", "run", "result"} <= ids
-    assert {"strategy", "crop-margin"} <= ids  # the HD strategies (issue 15)
+    assert {"strategy", "crop-margin"} <= ids  # the HD strategies
     assert app.available_devices()[0] == "cpu"
     assert {kind for kind in app.MASK_CHOICES.values() if kind} == set(MASK_KINDS)
 
@@ -298,7 +298,7 @@ def test_missing_gradio_says_how_to_install(monkeypatch):
 
 
 def test_output_locations_are_checked_before_loading_the_model(tmp_path, monkeypatch, capsys):
-    """Issue 16, item 6: an occupied or read-only --output-dir, or an unusable Gradio cache folder, is one line and
+    """An occupied or read-only --output-dir, or an unusable Gradio cache folder, is one line and
     exit 2 before Gradio is imported or the model loaded (the checkpoint here does not even exist)."""
     from readonly import unwritable_folder
 
@@ -326,7 +326,7 @@ def test_results_go_to_the_output_dir(generator, tmp_path):
 
 
 def test_folder_as_checkpoint_says_it_is_a_folder(generator, tmp_path, capsys):
-    """Issue 16, item 12."""
+    """A run folder given as --checkpoint: the message names the generator file inside it."""
     export_generator(generator, tmp_path / "run" / "generator.pt")
     with pytest.raises(SystemExit):
         app.main(["--checkpoint", str(tmp_path / "run")])
@@ -335,7 +335,7 @@ def test_folder_as_checkpoint_says_it_is_a_folder(generator, tmp_path, capsys):
 
 
 def test_broken_generator_and_too_little_memory_are_visible_messages(generator, monkeypatch):
-    """Issue 16, items 5 and 9: in the page, not as a black hole or a traceback."""
+    """Too-large images and broken weights: in the page, not as a black hole or a traceback."""
     import dmfn_lightning.inpainting as inpainting
 
     broken = DMFNGenerator(num_blocks=1, base_channels=8).eval()

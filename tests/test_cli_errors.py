@@ -109,7 +109,7 @@ def test_full_error_env_shows_the_traceback(entry, args, places, tmp_path):
 @pytest.mark.parametrize("entry", ["inpaint", "export", "app"])
 @pytest.mark.parametrize("kind", ["existing-file", "read-only"])
 def test_unusable_output_location_fails_before_any_work(entry, kind, places, tmp_path):
-    """Issue 16, item 6: an existing file or a read-only folder as the output: one line, exit 2, no traceback, and
+    """An existing file or a read-only folder as the output: one line, exit 2, no traceback, and
     before the model is loaded (the checkpoint given does not even exist, yet the output is what is reported)."""
     from readonly import unwritable_folder
 

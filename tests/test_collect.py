@@ -1,4 +1,4 @@
-"""experiments/collect.py: the paper's Tables 1-3 as printed, and toy sweeps tabulated against them (issue 12)."""
+"""experiments/collect.py: the paper's Tables 1-3 as printed, and toy sweeps tabulated against them."""
 
 from __future__ import annotations
 

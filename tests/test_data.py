@@ -1,4 +1,4 @@
-"""Datasets, decoding, seeding, bad files, the data module, the demo photos and the data yamls (issue 4)."""
+"""Datasets, decoding, seeding, bad files, the data module, the demo photos and the data yamls."""
 
 from __future__ import annotations
 

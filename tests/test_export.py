@@ -99,13 +99,13 @@ def test_mismatch_is_an_error(generator, tmp_path, monkeypatch):
     import dmfn_lightning.export as export_module
     from dmfn_lightning.export import ExportError
 
-    # A negative tolerance is refused now (issue 16), so the mismatch is simulated.
+    # A negative tolerance is refused now, so the mismatch is simulated.
     monkeypatch.setattr(export_module, "verify", lambda *args, **kwargs: [1.0, 0.0])
     with pytest.raises(ExportError, match="differ from PyTorch"):
         export(generator, tmp_path, formats=["generator"], verify_sizes=SIZES, log=lambda *_: None)
 
 
-# ------------------------------------------------------------------------------------------------------ issue 16
+# ----------------------------------------------------------------------------------------------------- bad input
 
 
 @pytest.mark.parametrize("fmt", ["torchscript", "onnx"])

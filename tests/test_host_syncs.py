@@ -1,4 +1,4 @@
-"""Host-device synchronisations per training iteration, counted without a GPU (issue 13).
+"""Host-device synchronisations per training iteration, counted without a GPU.
 
 Every ``Tensor.item()``, ``bool(tensor)``, ``.tolist()``, ``.cpu()``, ``.numpy()``, ``float()/int()`` of a CUDA
 tensor waits for the GPU. :mod:`benchmarks.host_syncs` counts those calls on CPU during a tiny training run, split

@@ -345,7 +345,7 @@ def test_cli_as_a_subprocess(generator_file, tmp_path):
     assert "wrote 3 inpainted image(s)" in done.stderr
 
 
-# ------------------------------------------------------------------------------------------ issue 16 (inference)
+# ------------------------------------------------------------------------------------------ bad and unusual input
 
 
 def white_hole(width: int, height: int, box: tuple[int, int, int, int]) -> Image.Image:
@@ -633,7 +633,7 @@ def test_tensor_images_in_the_python_api(generator):
         load_image(torch.zeros(2, 5, 16, 24))
 
 
-# ------------------------------------------------------------------------------------ HD strategies (issue 15)
+# ------------------------------------------------------------------------------------ HD strategies
 
 HD_W, HD_H = 600, 400
 

@@ -1,4 +1,4 @@
-"""Hole generators (issue 4): exact boxes, released random boxes, free-form statistics, files, mixtures, yamls."""
+"""Hole generators: exact boxes, released random boxes, free-form statistics, files, mixtures, yamls."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""One mask rule everywhere (issue 16, item 3): coloured, soft, alpha and 0/1 masks mean the same holes through the
+"""One mask rule everywhere: coloured, soft, alpha and 0/1 masks mean the same holes through the
 CLI, the Python API, the web app's callback and the irregular mask files of training (dmfn_lightning.holes)."""
 
 from __future__ import annotations

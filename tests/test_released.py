@@ -1,4 +1,4 @@
-"""The authors' release, switch by switch (issue 12): their discriminator weights, starting runs from released
+"""The authors' release, switch by switch: their discriminator weights, starting runs from released
 weights, the released experiment configs, and one training iteration of the released profile checked against an
 independent straight-line implementation of the released code's math.
 
