@@ -573,8 +573,9 @@ def _compose(tmp_path: Path, data: str, overrides: list[str] | None = None):
 
 
 @pytest.mark.parametrize("name", DATA_NAMES)
-def test_every_data_yaml_has_the_cli_keys_and_env_roots(name):
-    raw = OmegaConf.load(CONF / "data" / f"{name}.yaml")
+def test_every_data_yaml_has_the_cli_keys_and_env_roots(name, tmp_path):
+    # Composed, as Hydra sees it: the folder datasets inherit their keys from data/_dataset.yaml.
+    raw = _compose(tmp_path, name).data
     assert raw._target_.startswith("dmfn_lightning.data.")
     for key in ("batch_size", "image_size", "num_workers", "train_mask", "eval_mask", "seed"):
         assert key in raw, key
