@@ -344,7 +344,7 @@ def test_broken_generator_and_too_little_memory_are_visible_messages(generator, 
     stroke = box_mask(50, 70, 40, 60)
     with pytest.raises(InpaintError, match="NaN or infinite"):
         app.inpaint_request(broken, editor(photo(), brush_layer(stroke)))
-    monkeypatch.setattr(inpainting, "available_memory", lambda device: 2**20)
+    monkeypatch.setattr(f"{inpainting.check_memory.__module__}.available_memory", lambda device: 2**20)
     with pytest.raises(InpaintError, match=r"working size under 'Advanced'"):
         app.inpaint_request(generator, editor(photo(), brush_layer(stroke)))
 

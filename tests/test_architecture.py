@@ -117,3 +117,33 @@ def test_inpainting_raises_the_errors_of_errors_py():
 
     for name in ("InpaintError", "InpaintMemoryError", "NonFiniteOutputError", "OutputPathError"):
         assert getattr(inpainting, name) is getattr(errors, name)
+
+
+def _local_package_imports(source: str) -> list[int]:
+    """Lines of imports of ``dmfn_lightning`` inside functions: they hide a dependency from the import graph."""
+    lines = []
+    for func in ast.walk(ast.parse(source)):
+        if not isinstance(func, ast.FunctionDef | ast.AsyncFunctionDef):
+            continue
+        for node in ast.walk(func):
+            names = [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            names += [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if any(n == "dmfn_lightning" or n.startswith("dmfn_lightning.") for n in names):
+                lines.append(node.lineno)
+    return lines
+
+
+def test_the_package_imports_its_own_modules_at_the_top():
+    # Optional third-party packages (gradio, onnx, lpips, wandb) may be imported late; the package's own modules
+    # may not, so the graph checked above is the whole graph.
+    late = {
+        f"{path.relative_to(PACKAGE)}:{line}"
+        for path in PACKAGE.rglob("*.py")
+        for line in _local_package_imports(path.read_text())
+    }
+    assert late == set()
+
+
+def test_a_late_import_would_be_found():
+    source = "import os\n\ndef f():\n    from dmfn_lightning.errors import DMFNError\n    import dmfn_lightning\n"
+    assert _local_package_imports(source) == [4, 5]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import socket
 import warnings
 from pathlib import Path
@@ -15,7 +14,6 @@ import pytest
 import pytorch_lightning as pl
 import torch
 from fakes import fake_dataset_layouts
-from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from PIL import Image
@@ -562,20 +560,27 @@ def test_demo_datamodule_builds_offline_with_configured_batches(no_network, tmp_
 # ----------------------------------------------------------------------------------------------- yamls
 
 
-def _compose(tmp_path: Path, data: str, overrides: list[str] | None = None):
-    conf = tmp_path / "conf"
-    if not conf.exists():
-        shutil.copytree(CONF / "data", conf / "data")
-        shutil.copytree(CONF / "mask", conf / "mask")
-        (conf / "top.yaml").write_text("defaults:\n  - data: demo\n  - mask: random_box\n  - _self_\nseed: 0\n")
-    with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
-        return compose("top", overrides=[f"data={data}", *(overrides or [])])
+@pytest.fixture
+def data_conf(compose_conf):
+    """The real conf/ tree's data group ``name`` (with the random-box mask and seed 0 it interpolates)."""
+
+    def compose_data(name: str, *overrides: str):
+        given = {o.split("=")[0] for o in overrides}
+        defaults = [f"+{key}={value}" for key, value in (("mask", "random_box"), ("seed", 0)) if key not in given]
+        return compose_conf(
+            None,
+            f"+data={name}",
+            *defaults,
+            *(f"+{o}" if o.split("=")[0] in ("mask", "seed") else o for o in overrides),
+        )
+
+    return compose_data
 
 
 @pytest.mark.parametrize("name", DATA_NAMES)
-def test_every_data_yaml_has_the_cli_keys_and_env_roots(name, tmp_path):
+def test_every_data_yaml_has_the_cli_keys_and_env_roots(data_conf, name, tmp_path):
     # Composed, as Hydra sees it: the folder datasets inherit their keys from data/_dataset.yaml.
-    raw = _compose(tmp_path, name).data
+    raw = data_conf(name).data
     assert raw._target_.startswith("dmfn_lightning.data.")
     for key in ("batch_size", "image_size", "num_workers", "train_mask", "eval_mask", "seed"):
         assert key in raw, key
@@ -587,8 +592,8 @@ def test_every_data_yaml_has_the_cli_keys_and_env_roots(name, tmp_path):
         assert raw.image_size == 128
 
 
-def test_demo_yaml_instantiates_with_mask_group_and_overrides(tmp_path, no_network):
-    cfg = _compose(tmp_path, "demo", ["mask=free_form", "data.batch_size=2", "data.image_size=48", "seed=5"])
+def test_demo_yaml_instantiates_with_mask_group_and_overrides(data_conf, tmp_path, no_network):
+    cfg = data_conf("demo", "mask=free_form", "data.batch_size=2", "data.image_size=48", "seed=5")
     dm = instantiate(cfg.data)
     assert isinstance(dm, DemoDataModule) and dm.seed == 5
     assert type(dm.train_mask).__name__ == "FreeFormMask" and isinstance(dm.eval_mask, CenterMask)
@@ -598,7 +603,7 @@ def test_demo_yaml_instantiates_with_mask_group_and_overrides(tmp_path, no_netwo
     assert len(dm.datasets["train"]) == 64 and len(dm.datasets["val"]) == 8
 
 
-def test_dataset_yamls_find_their_layouts_under_DMFN_DATA(tmp_path, monkeypatch):
+def test_dataset_yamls_find_their_layouts_under_DMFN_DATA(data_conf, tmp_path, monkeypatch):
     data = tmp_path / "data"
     fake_dataset_layouts(data)
     monkeypatch.setenv("DMFN_DATA", str(data))
@@ -610,38 +615,38 @@ def test_dataset_yamls_find_their_layouts_under_DMFN_DATA(tmp_path, monkeypatch)
         "folder": {"train": 3, "val": 1, "test": 1},
     }
     for name, splits in expect.items():
-        cfg = _compose(tmp_path, name, ["data.image_size=16", "data.num_workers=0", "data.check_headers=none"])
+        cfg = data_conf(name, "data.image_size=16", "data.num_workers=0", "data.check_headers=none")
         dm = instantiate(cfg.data)
         assert isinstance(dm, DMFNDataModule) and isinstance(dm.train_mask, RandomBoxMask)
         assert dm.root == str(data / name)
         for split, count in splits.items():
             assert len(dm.build_dataset(split).paths) == count, (name, split)
         assert dm.crop == ("center" if name in ("celeba_hq", "ffhq") else "random")
-    released = instantiate(_compose(tmp_path, "paris", ["data.crop=released", "data.check_headers=none"]).data)
+    released = instantiate(data_conf("paris", "data.crop=released", "data.check_headers=none").data)
     assert released.crop == "released" and released.build_dataset("train").crop == "released"
     assert released.build_dataset("val").crop == "center"  # evaluation stays centred
     with pytest.raises(Exception, match="crop must be one of random, center, released, got 'square'"):
-        instantiate(_compose(tmp_path, "paris", ["data.crop=square"]).data)  # Hydra wraps the DataError
-    ffhq = instantiate(_compose(tmp_path, "ffhq", ["data.check_headers=none"]).data)
+        instantiate(data_conf("paris", "data.crop=square").data)  # Hydra wraps the DataError
+    ffhq = instantiate(data_conf("ffhq", "data.check_headers=none").data)
     test_names = [p.stem for p in ffhq.build_dataset("test").paths]
     assert test_names[0] == "60000" and test_names[-1] == "69999"
     # CelebA-HQ's test split is the authors' list of 2,000 files, in their order; a missing one is named
-    celeba = instantiate(_compose(tmp_path, "celeba_hq", ["data.check_headers=none"]).data)
+    celeba = instantiate(data_conf("celeba_hq", "data.check_headers=none").data)
     test_names = [p.name for p in celeba.build_dataset("test").paths]
     assert test_names[:2] == ["img00000003.png", "img00000014.png"] and test_names[-1] == "img00029977.png"
     os.remove(data / "celeba_hq" / "celeba_hq_val" / "img00009175.png")
     with pytest.raises(DataError, match=r"data.test: .*1 of 2000 listed files do not exist.*img00009175\.png"):
-        instantiate(_compose(tmp_path, "celeba_hq").data).build_dataset("test")
+        instantiate(data_conf("celeba_hq").data).build_dataset("test")
     # the protocol counts are enforced: Places2's test split must have 100 images
     with pytest.raises(DataError, match=r"data.test: .*found 100 images but this split must have exactly 99"):
-        instantiate(_compose(tmp_path, "places2", ["data.val.expected_count=99"]).data).build_dataset("test")
+        instantiate(data_conf("places2", "data.val.expected_count=99").data).build_dataset("test")
     # a missing Paris test image is named
     os.remove(data / "paris" / "paris_eval_gt" / "042_im.png")
     with pytest.raises(DataError, match=r"042_im\.png"):
-        instantiate(_compose(tmp_path, "paris").data).setup("validate")
+        instantiate(data_conf("paris").data).setup("validate")
     # Paris test images are smaller than 256 and are upscaled, as released (header check on by default)
     os.symlink(data / "_src.png", data / "paris" / "paris_eval_gt" / "042_im.png")
-    paris = instantiate(_compose(tmp_path, "paris", ["data.image_size=32", "data.num_workers=0"]).data)
+    paris = instantiate(data_conf("paris", "data.image_size=32", "data.num_workers=0").data)
     paris.setup("validate")
     assert next(iter(paris.val_dataloader()))["image"].shape == (16, 3, 32, 32)
 

@@ -15,73 +15,25 @@ import numpy as np
 import pytest
 import torch
 from cli import run_module
+from conftest import EVAL_IMAGES, eval_overrides, run_evaluation
 from PIL import Image
 
 from dmfn_lightning.errors import ConfigError
 from dmfn_lightning.evaluate import BUCKETS, by_hole_ratio, compose_config, evaluate, render_table1
 from dmfn_lightning.metrics import psnr_from_mse
-from dmfn_lightning.models import DMFNGenerator, export_generator
-
-N_IMAGES = 5
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _reset_hydra():
-    yield
-    # compose_config() registers a global HydraConfig; later tests (e.g. training) must not inherit our run dir.
-    from hydra.core.global_hydra import GlobalHydra
-    from hydra.core.hydra_config import HydraConfig
-
-    HydraConfig.instance().cfg = None
-    GlobalHydra.instance().clear()
-
-
-@pytest.fixture(scope="module")
-def setup(tmp_path_factory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("eval")
-    val = root / "folder" / "val"
-    val.mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    for i in range(N_IMAGES):  # non-square on purpose: centre-cropped to a square by the data layer
-        Image.fromarray(rng.integers(0, 256, (40 + 3 * i, 36, 3), dtype=np.uint8)).save(val / f"img{i}.png")
-    torch.manual_seed(0)
-    ckpt = export_generator(DMFNGenerator(num_blocks=1, base_channels=16), root / "generator.pt")
-    return {"root": root, "data": root / "folder", "ckpt": ckpt}
-
-
-def overrides(setup, out: Path, *extra: str) -> list[str]:
-    return [
-        f"ckpt={setup['ckpt']}",
-        "data=folder",
-        f"data.root={setup['data']}",
-        "data.image_size=32",
-        "data.num_workers=0",
-        "batch_size=2",
-        "lpips.backbone_weights=random",
-        "progress=false",
-        f"output_dir={out}",
-        *extra,
-    ]
-
-
-def run(setup, out: Path, *extra: str) -> dict:
-    cfg = compose_config(overrides(setup, out, *extra), run_dir=out / "hydra")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # the random-LPIPS-trunk warning
-        return evaluate(cfg)
-
-
-def test_evaluate_twice_gives_identical_results(setup, tmp_path):
-    first = run(setup, tmp_path / "a")
-    second = run(setup, tmp_path / "b")
+def test_evaluate_twice_gives_identical_results(eval_setup, tmp_path):
+    first = run_evaluation(eval_setup, tmp_path / "a")
+    second = run_evaluation(eval_setup, tmp_path / "b")
     assert (tmp_path / "a" / "summary.json").read_bytes() == (tmp_path / "b" / "summary.json").read_bytes()
     assert (tmp_path / "a" / "per_image.csv").read_bytes() == (tmp_path / "b" / "per_image.csv").read_bytes()
     assert first["metrics"] == second["metrics"]
 
     with (tmp_path / "a" / "per_image.csv").open() as f:
         rows = list(csv.DictReader(f))
-    assert len(rows) == N_IMAGES
-    assert [int(r["index"]) for r in rows] == list(range(N_IMAGES))
+    assert len(rows) == EVAL_IMAGES
+    assert [int(r["index"]) for r in rows] == list(range(EVAL_IMAGES))
     # every convention is a column; the summary's means are the means of the per-image rows
     assert {"psnr", "mse", "ssim", "ssim_full", "ssim_cropped", "ssim_uniform7"} <= set(rows[0])
     for key in ("psnr", "ssim", "ssim_full", "ssim_cropped", "ssim_uniform7", "lpips", "l1", "l1_hole"):
@@ -92,7 +44,7 @@ def test_evaluate_twice_gives_identical_results(setup, tmp_path):
     assert all(float(r["hole_ratio"]) == 0.25 for r in rows)  # the centred half-size box
 
     summary = json.loads((tmp_path / "a" / "summary.json").read_text())
-    assert summary["n_images"] == N_IMAGES
+    assert summary["n_images"] == EVAL_IMAGES
     assert summary["protocol"]["table1"] is False  # 32 px, not 256
     assert summary["lpips"] == {
         "net": "alex",
@@ -106,20 +58,20 @@ def test_evaluate_twice_gives_identical_results(setup, tmp_path):
     assert set(summary["metrics"]) >= conventions
     assert summary["ssim_convention"] == "full" and "ssim_full" in summary["conventions"]["ssim"]
     table = (tmp_path / "a" / "table1.md").read_text()
-    assert "Not the Table 1 protocol" in table and "RANDOM trunk" in table and f"({N_IMAGES} images)" in table
+    assert "Not the Table 1 protocol" in table and "RANDOM trunk" in table and f"({EVAL_IMAGES} images)" in table
     assert "The SSIM column is `ssim_full` (metrics.ssim=full)" in table
     for key in conventions - {"ssim"}:
         assert f"| `{key}`: " in table, key
     assert f"lpips package {importlib.metadata.version('lpips')}" in table
 
 
-def test_headline_ssim_convention_and_scikit_image_on_the_saved_images(setup, tmp_path):
+def test_headline_ssim_convention_and_scikit_image_on_the_saved_images(eval_setup, tmp_path):
     from skimage.metrics import structural_similarity
 
     from dmfn_lightning.evaluate import _build_datamodule
     from dmfn_lightning.metrics import quantize
 
-    summary = run(setup, tmp_path, "metrics.ssim=cropped", "save_images=true")
+    summary = run_evaluation(eval_setup, tmp_path, "metrics.ssim=cropped", "save_images=true")
     assert summary["ssim_convention"] == "cropped"
     assert summary["metrics"]["ssim"] == summary["metrics"]["ssim_cropped"] != summary["metrics"]["ssim_full"]
     assert "The SSIM column is `ssim_cropped` (metrics.ssim=cropped)" in (tmp_path / "table1.md").read_text()
@@ -129,7 +81,7 @@ def test_headline_ssim_convention_and_scikit_image_on_the_saved_images(setup, tm
 
     # scikit-image reproduces the cropped conventions from the same uint8 images: the saved composited outputs and
     # the ground truths as the data layer delivers them
-    cfg = compose_config(overrides(setup, tmp_path), run_dir=tmp_path / "hydra")
+    cfg = compose_config(eval_overrides(eval_setup, tmp_path), run_dir=tmp_path / "hydra")
     datamodule = _build_datamodule(cfg)
     truths = {}
     for batch in datamodule.test_dataloader():
@@ -147,33 +99,33 @@ def test_headline_ssim_convention_and_scikit_image_on_the_saved_images(setup, tm
         assert float(row["ssim_uniform7"]) == pytest.approx(uniform7, abs=1e-4)
 
 
-def test_ssim_convention_config_errors(setup, tmp_path):
+def test_ssim_convention_config_errors(eval_setup, tmp_path):
     with pytest.raises(ConfigError, match=r"metrics\.ssim='matlab'; allowed: full, cropped, uniform7"):
-        run(setup, tmp_path / "a", "metrics.ssim=matlab")
+        run_evaluation(eval_setup, tmp_path / "a", "metrics.ssim=matlab")
     # the headline must be defined for the evaluated size; the error names what would fit
     with pytest.raises(ConfigError, match=r"metrics\.ssim=cropped needs images of at least 11 px.*metrics\.ssim=full"):
-        run(setup, tmp_path / "b", "metrics.ssim=cropped", "data.image_size=8")
+        run_evaluation(eval_setup, tmp_path / "b", "metrics.ssim=cropped", "data.image_size=8")
 
 
-def test_free_form_buckets_and_saved_images(setup, tmp_path):
-    summary = run(setup, tmp_path, "mask=free_form", "save_images=true")
+def test_free_form_buckets_and_saved_images(eval_setup, tmp_path):
+    summary = run_evaluation(eval_setup, tmp_path, "mask=free_form", "save_images=true")
     buckets = summary["by_hole_ratio"]
     assert [b["bucket"] for b in buckets][:6] == ["0-10%", "10-20%", "20-30%", "30-40%", "40-50%", "50-60%"]
-    assert sum(b["count"] for b in buckets) == N_IMAGES
+    assert sum(b["count"] for b in buckets) == EVAL_IMAGES
     assert "## By hole ratio" in (tmp_path / "table1.md").read_text()
     saved = sorted(p.name for p in (tmp_path / "images").iterdir())
-    assert saved == [f"{i:05d}_img{i}.png" for i in range(N_IMAGES)]
+    assert saved == [f"{i:05d}_img{i}.png" for i in range(EVAL_IMAGES)]
     assert Image.open(tmp_path / "images" / saved[0]).size == (32, 32)
 
 
-def test_paper_row_from_the_data_group(setup, tmp_path):
+def test_paper_row_from_the_data_group(eval_setup, tmp_path):
     from fakes import fake_dataset_layouts
 
     data = fake_dataset_layouts(tmp_path / "data")
     out = tmp_path / "out"
     cfg = compose_config(
         [
-            f"ckpt={setup['ckpt']}",
+            f"ckpt={eval_setup['ckpt']}",
             "data=paris",  # the 100 listed Paris StreetView test images (20 px stand-ins, upscaled as released)
             f"data.root={data / 'paris'}",
             "data.image_size=32",
@@ -222,15 +174,15 @@ def _cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
     return run_module("evaluate", args, cwd, timeout=180)
 
 
-def test_cli_subprocess(setup, tmp_path):
-    done = _cli([*overrides(setup, tmp_path / "out"), "data.num_workers=1"], cwd=tmp_path)
+def test_cli_subprocess(eval_setup, tmp_path):
+    done = _cli([*eval_overrides(eval_setup, tmp_path / "out"), "data.num_workers=1"], cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    assert json.loads((tmp_path / "out" / "summary.json").read_text())["n_images"] == N_IMAGES
+    assert json.loads((tmp_path / "out" / "summary.json").read_text())["n_images"] == EVAL_IMAGES
     assert (tmp_path / "outputs" / "eval" / "folder").is_dir()  # the Hydra run dir (config record, log)
 
 
-def test_cli_errors_are_one_paragraph(setup, tmp_path):
-    missing_ckpt = _cli(["data=folder", f"data.root={setup['data']}"], cwd=tmp_path)
+def test_cli_errors_are_one_paragraph(eval_setup, tmp_path):
+    missing_ckpt = _cli(["data=folder", f"data.root={eval_setup['data']}"], cwd=tmp_path)
     assert missing_ckpt.returncode != 0
     assert "no checkpoint given: add ckpt=" in missing_ckpt.stderr and "Traceback" not in missing_ckpt.stderr
 
@@ -241,10 +193,10 @@ def _error_line(done: subprocess.CompletedProcess) -> str:
     return lines[0]
 
 
-def test_cli_output_dir_that_is_a_file_fails_before_any_work(setup, tmp_path):
+def test_cli_output_dir_that_is_a_file_fails_before_any_work(eval_setup, tmp_path):
     target = tmp_path / "results.txt"
     target.write_text("not a folder\n")
-    done = _cli(overrides(setup, target), cwd=tmp_path)
+    done = _cli(eval_overrides(eval_setup, target), cwd=tmp_path)
     assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stderr
     line = _error_line(done)
@@ -253,7 +205,7 @@ def test_cli_output_dir_that_is_a_file_fails_before_any_work(setup, tmp_path):
 
 
 @pytest.mark.parametrize("kind", ["file", "beneath_a_file", "read_only"])
-def test_unwritable_output_dir_fails_before_loading_anything(setup, tmp_path, monkeypatch, kind):
+def test_unwritable_output_dir_fails_before_loading_anything(eval_setup, tmp_path, monkeypatch, kind):
     blocker = tmp_path / "file"
     blocker.write_text("x")
     out = {"file": blocker, "beneath_a_file": blocker / "sub", "read_only": tmp_path / "ro"}[kind]
@@ -267,7 +219,9 @@ def test_unwritable_output_dir_fails_before_loading_anything(setup, tmp_path, mo
 
             monkeypatch.setattr(tempfile, "mkstemp", refuse)
     # a missing checkpoint would fail too, but later: the output folder is checked first
-    args = [a if not a.startswith("ckpt=") else f"ckpt={tmp_path / 'missing.ckpt'}" for a in overrides(setup, out)]
+    args = [
+        a if not a.startswith("ckpt=") else f"ckpt={tmp_path / 'missing.ckpt'}" for a in eval_overrides(eval_setup, out)
+    ]
     cfg = compose_config(args, run_dir=tmp_path / "hydra")
     try:
         with pytest.raises(ConfigError) as info:
@@ -280,55 +234,57 @@ def test_unwritable_output_dir_fails_before_loading_anything(setup, tmp_path, mo
     assert {"file": "existing file", "beneath_a_file": "cannot create", "read_only": "not writable"}[kind] in message
 
 
-def test_cuda_unavailable_error_names_the_hydra_override(setup, tmp_path, monkeypatch):
+def test_cuda_unavailable_error_names_the_hydra_override(eval_setup, tmp_path, monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    cfg = compose_config(overrides(setup, tmp_path, "device=cuda"), run_dir=tmp_path / "hydra")
+    cfg = compose_config(eval_overrides(eval_setup, tmp_path, "device=cuda"), run_dir=tmp_path / "hydra")
     with pytest.raises(ConfigError) as info:
         evaluate(cfg)
     message = str(info.value)
     assert "device=cpu" in message and "--device" not in message
     with pytest.raises(ConfigError, match=r"device='tpu'.*auto, cpu, cuda, cuda:N"):
-        evaluate(compose_config(overrides(setup, tmp_path, "device=tpu"), run_dir=tmp_path / "hydra"))
+        evaluate(compose_config(eval_overrides(eval_setup, tmp_path, "device=tpu"), run_dir=tmp_path / "hydra"))
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
-def test_cli_cuda_unavailable_exits_2_naming_device_override(setup, tmp_path):
-    done = _cli([*overrides(setup, tmp_path / "out"), "device=cuda"], cwd=tmp_path)
+def test_cli_cuda_unavailable_exits_2_naming_device_override(eval_setup, tmp_path):
+    done = _cli([*eval_overrides(eval_setup, tmp_path / "out"), "device=cuda"], cwd=tmp_path)
     assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stderr
     line = _error_line(done)
     assert "use device=cpu or device=auto" in line and "--device" not in done.stderr
 
 
-def test_missing_data_is_a_data_error(setup, tmp_path):
+def test_missing_data_is_a_data_error(eval_setup, tmp_path):
     from dmfn_lightning.data import DataError
 
-    cfg = compose_config(overrides(setup, tmp_path, f"data.root={tmp_path / 'nowhere'}"), run_dir=tmp_path)
+    cfg = compose_config(eval_overrides(eval_setup, tmp_path, f"data.root={tmp_path / 'nowhere'}"), run_dir=tmp_path)
     with pytest.raises(DataError, match=r"nowhere.*DMFN_DATA"), warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         evaluate(cfg)
 
 
-def test_fid_kid_without_inception_weights_finish_and_say_where_to_put_them(setup, tmp_path, empty_torch_home, capfd):
+def test_fid_kid_without_inception_weights_finish_and_say_where_to_put_them(
+    eval_setup, tmp_path, empty_torch_home, capfd
+):
     from dmfn_lightning.metrics import INCEPTION_WEIGHTS_FILE
 
-    summary = run(setup, tmp_path, "metrics.fid=true", "metrics.kid=true")
+    summary = run_evaluation(eval_setup, tmp_path, "metrics.fid=true", "metrics.kid=true")
     lines = [line for line in capfd.readouterr().err.splitlines() if "FID/KID skipped" in line]
     assert len(lines) == 1, lines
     assert INCEPTION_WEIGHTS_FILE in lines[0] and f"{empty_torch_home / 'hub' / 'checkpoints'}/" in lines[0]
     assert "the other metrics are computed" in lines[0]
-    assert "fid" not in summary["metrics"] and summary["metrics"]["psnr"] > 0 and summary["n_images"] == N_IMAGES
+    assert "fid" not in summary["metrics"] and summary["metrics"]["psnr"] > 0 and summary["n_images"] == EVAL_IMAGES
     assert INCEPTION_WEIGHTS_FILE in summary["fid_kid"]["skipped"]
     table = (tmp_path / "table1.md").read_text()
     assert "## FID and KID" in table and "Not computed: FID/KID skipped" in table
 
 
-def test_fid_kid_with_a_custom_feature_extractor(setup, tmp_path):
+def test_fid_kid_with_a_custom_feature_extractor(eval_setup, tmp_path):
     from test_metrics import RandomFeatures
 
     summaries = []
     for name in ("a", "b"):
-        cfg = compose_config(overrides(setup, tmp_path / name, "metrics.fid=true", "metrics.kid=true"))
+        cfg = compose_config(eval_overrides(eval_setup, tmp_path / name, "metrics.fid=true", "metrics.kid=true"))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
             summaries.append(evaluate(cfg, feature_extractor=RandomFeatures()))
@@ -337,14 +293,24 @@ def test_fid_kid_with_a_custom_feature_extractor(setup, tmp_path):
     assert first["metrics"]["fid"] > 0 and first["metrics"]["kid"] is not None and first["metrics"]["kid_std"] >= 0
     info = first["fid_kid"]
     assert info["metrics"] == ["fid", "kid"] and info["weights"] == "custom"
-    assert info["kid_subset_size"] == N_IMAGES  # clamped to the test set
+    assert info["kid_subset_size"] == EVAL_IMAGES  # clamped to the test set
     table = (tmp_path / "a" / "table1.md").read_text()
     assert "## FID and KID" in table and "custom: RandomFeatures (32-d), weights: custom" in table
     assert (tmp_path / "a" / "summary.json").read_bytes() == (tmp_path / "b" / "summary.json").read_bytes()
 
 
-def test_fid_kid_config_errors(setup, tmp_path):
+def test_fid_kid_config_errors(eval_setup, tmp_path):
     with pytest.raises(ConfigError, match=r"metrics\.fid='yes'; allowed: true, false"):
-        run(setup, tmp_path, "metrics.fid=yes")
+        run_evaluation(eval_setup, tmp_path, "metrics.fid=yes")
     with pytest.raises(ConfigError, match=r"metrics\.kid_subset_size=0"):
-        run(setup, tmp_path, "metrics.kid_subset_size=0")
+        run_evaluation(eval_setup, tmp_path, "metrics.kid_subset_size=0")
+
+
+def test_evaluate_re_exports_the_names_of_its_modules():
+    from dmfn_lightning import evaluate as facade
+    from dmfn_lightning import evaluation_data, evaluation_run, hole_buckets, reports
+
+    for module in (evaluation_data, evaluation_run, hole_buckets, reports):
+        for name in set(module.__all__) & set(facade.__all__):
+            assert getattr(facade, name) is getattr(module, name), name
+    assert facade._build_datamodule is evaluation_data.build_datamodule

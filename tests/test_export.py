@@ -187,9 +187,11 @@ def test_export_output_is_checked_before_loading_the_model(generator, tmp_path, 
     """Item 6: an existing file or a read-only folder as --output: one line, exit 2, before anything is loaded."""
     from readonly import unwritable_folder
 
-    import dmfn_lightning.models as models
+    import dmfn_lightning.export as export_module
 
-    monkeypatch.setattr(models, "load_generator", lambda *a, **k: (_ for _ in ()).throw(AssertionError("loaded")))
+    monkeypatch.setattr(
+        export_module, "load_generator", lambda *a, **k: (_ for _ in ()).throw(AssertionError("loaded"))
+    )
     occupied = tmp_path / "exported.onnx"
     occupied.write_text("a file")
     for output, phrase in ((occupied, "existing file"), (unwritable_folder(tmp_path) / "out", "not writable")):
@@ -207,3 +209,13 @@ def test_folder_as_checkpoint_says_it_is_a_folder(generator, tmp_path, capsys):
         main(["--checkpoint", str(tmp_path / "run"), "--output", str(tmp_path / "out")])
     err = capsys.readouterr().err
     assert "is a folder" in err and "does not exist" not in err
+
+
+def test_every_format_has_one_registry_entry(generator, tmp_path):
+    """The export and the verification read the same table: its names are the CLI's choices and file names."""
+    from dmfn_lightning.export import EXPORT_FORMATS, FORMATS, ExportError, verify
+
+    assert tuple(EXPORT_FORMATS) == FORMATS and set(FILENAMES) == set(FORMATS)
+    assert {name for name, spec in EXPORT_FORMATS.items() if spec.any_size} == {"torchscript", "onnx"}
+    with pytest.raises(ExportError, match="unknown format 'tflite'"):
+        verify(generator, "tflite", tmp_path / "generator.tflite", SIZES)

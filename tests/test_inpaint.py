@@ -425,9 +425,9 @@ def test_same_folder_ambiguity_is_an_error_naming_the_files(names, phrase, gener
 
 def test_memory_guard_refuses_before_running(generator_file, monkeypatch, tmp_path, capsys):
     """Item 5: the peak is estimated from the size and compared with the free memory, before the network runs."""
-    import dmfn_lightning.inpainting as inpainting
+    import dmfn_lightning.devices as devices
 
-    monkeypatch.setattr(inpainting, "available_memory", lambda device: 64 * 2**20)  # 64 MiB free
+    monkeypatch.setattr(devices, "available_memory", lambda device: 64 * 2**20)  # 64 MiB free, for check_memory
     hole = np.ones((600, 800), dtype=bool)
     with pytest.raises(InpaintError, match="working_size=") as info:
         inpaint(Forbidden(), rgba_image(800, 600), hole)
@@ -484,12 +484,12 @@ def test_out_of_memory_becomes_a_clean_error(error):
 
 def test_output_that_is_an_existing_file_fails_before_loading_the_model(generator_file, monkeypatch, tmp_path, capsys):
     """Item 6: an occupied --output is reported in one line, exit 2, before the model is loaded or run."""
-    import dmfn_lightning.models as models
+    import dmfn_lightning.inpaint as inpaint_cli
 
     def forbidden(*args, **kwargs):
         raise AssertionError("the model must not be loaded")
 
-    monkeypatch.setattr(models, "load_generator", forbidden)
+    monkeypatch.setattr(inpaint_cli, "load_generator", forbidden)
     images, masks = make_folder(tmp_path)
     occupied = tmp_path / "results.txt"
     occupied.write_text("not a folder")
@@ -505,9 +505,9 @@ def test_output_that_is_an_existing_file_fails_before_loading_the_model(generato
 def test_read_only_output_folder_fails_before_loading_the_model(generator_file, monkeypatch, tmp_path, capsys):
     from readonly import unwritable_folder
 
-    import dmfn_lightning.models as models
+    import dmfn_lightning.inpaint as inpaint_cli
 
-    monkeypatch.setattr(models, "load_generator", lambda *a, **k: (_ for _ in ()).throw(AssertionError("loaded")))
+    monkeypatch.setattr(inpaint_cli, "load_generator", lambda *a, **k: (_ for _ in ()).throw(AssertionError("loaded")))
     images, masks = make_folder(tmp_path)
     for output in (unwritable_folder(tmp_path), unwritable_folder(tmp_path) / "out"):
         with pytest.raises(SystemExit) as info:
@@ -756,10 +756,11 @@ def test_bad_strategy_values_are_one_line_errors(kwargs, message):
 
 
 def test_crop_memory_guard_names_the_window(monkeypatch):
-    import dmfn_lightning.inpainting as inpainting
+    import dmfn_lightning.devices as devices
+    from dmfn_lightning.inpainting import InpaintMemoryError
 
-    monkeypatch.setattr(inpainting, "available_memory", lambda device: 2**20)  # 1 MiB free
-    with pytest.raises(inpainting.InpaintMemoryError, match=r"crop window 256x256: .*256x256 image"):
+    monkeypatch.setattr(devices, "available_memory", lambda device: 2**20)  # 1 MiB free, for check_memory
+    with pytest.raises(InpaintMemoryError, match=r"crop window 256x256: .*256x256 image"):
         inpaint(Forbidden(), rgba_image(HD_W, HD_H), hd_holes((100, 100, 10, 10)), strategy="crop")
 
 
@@ -777,10 +778,10 @@ def test_cli_strategy_crop(generator_file, generator, tmp_path):
 
 
 def test_cli_strategy_reaches_the_generator(generator_file, monkeypatch, tmp_path):
-    import dmfn_lightning.models as models
+    import dmfn_lightning.inpaint as inpaint_cli
 
     spy = Spy()
-    monkeypatch.setattr(models, "load_generator", lambda *args, **kwargs: spy)
+    monkeypatch.setattr(inpaint_cli, "load_generator", lambda *args, **kwargs: spy)
     rgba_image(HD_W, HD_H).save(tmp_path / "photo.png")
     Image.fromarray(hd_holes((20, 20, 10, 10)).astype(np.uint8) * 255).save(tmp_path / "mask.png")
     args = [*cli(generator_file, tmp_path / "photo.png", tmp_path / "out"), "--mask", str(tmp_path / "mask.png")]

@@ -633,12 +633,9 @@ def test_generator_loss_requires_five_vgg_maps():
 
 # ------------------------------------------------------------------------------------------ Hydra configs
 @pytest.fixture
-def loss_conf():
-    """Compose from the real conf/ tree: ``compose(overrides=["+loss=<name>", ...])`` with no primary config."""
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        yield lambda *overrides: compose(config_name=None, overrides=list(overrides)).loss
-    GlobalHydra.instance().clear()
+def loss_conf(compose_conf):
+    """The ``loss`` node composed from the real conf/ tree with no primary config (``"+loss=<name>", ...``)."""
+    return lambda *overrides: compose_conf(None, *overrides).loss
 
 
 EXPECTED = {
@@ -717,21 +714,10 @@ def test_group_selected_from_a_primary_config(tmp_path):
         GlobalHydra.instance().clear()
 
 
-def test_group_selected_from_train_yaml():
+def test_group_selected_from_train_yaml(compose_conf):
     """The real primary config: `loss: paper` in train.yaml's defaults, replaced by `loss=<name>` on the CLI."""
-    if not (CONF_DIR / "train.yaml").is_file():
-        pytest.skip("conf/train.yaml not present")
-    GlobalHydra.instance().clear()
-    try:
-        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-            assert compose("train").loss == compose(config_name=None, overrides=["+loss=paper"]).loss
-            for name in LOSS_CONFIGS:
-                cfg = compose("train", overrides=[f"loss={name}", "loss.vgg_weight=7"])
-                assert {k: v for k, v in cfg.loss.items() if k != "_target_"} == {
-                    **PAPER,
-                    **EXPECTED[name],
-                    "vgg_weight": 7,
-                }
-                assert isinstance(instantiate(cfg.loss), DMFNLoss)
-    finally:
-        GlobalHydra.instance().clear()
+    assert compose_conf("train").loss == compose_conf(None, "+loss=paper").loss
+    for name in LOSS_CONFIGS:
+        cfg = compose_conf("train", f"loss={name}", "loss.vgg_weight=7")
+        assert {k: v for k, v in cfg.loss.items() if k != "_target_"} == {**PAPER, **EXPECTED[name], "vgg_weight": 7}
+        assert isinstance(instantiate(cfg.loss), DMFNLoss)

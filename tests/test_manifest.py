@@ -7,13 +7,12 @@ from __future__ import annotations
 import csv
 import json
 import shutil
-import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from cli import run_module
+from conftest import EVAL_IMAGES, eval_overrides, run_evaluation
 from PIL import Image
 
 from dmfn_lightning.evaluate import compose_config, evaluate
@@ -37,56 +36,9 @@ from dmfn_lightning.manifest import (
     shipped_manifests,
     write_manifest,
 )
-from dmfn_lightning.models import DMFNGenerator, export_generator
 
-N_IMAGES = 5
 DATASETS = ("paris", "places2", "celeba_hq", "ffhq")
 METRICS = ("psnr", "ssim", "ssim_full", "ssim_cropped", "ssim_uniform7", "lpips", "l1", "l1_hole", "hole_ratio")
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _reset_hydra():
-    yield
-    from hydra.core.global_hydra import GlobalHydra
-    from hydra.core.hydra_config import HydraConfig
-
-    HydraConfig.instance().cfg = None
-    GlobalHydra.instance().clear()
-
-
-@pytest.fixture(scope="module")
-def setup(tmp_path_factory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("manifest")
-    val = root / "folder" / "val"
-    val.mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    for i in range(N_IMAGES):  # non-square: centre-cropped by the data layer and by the manifest's images alike
-        Image.fromarray(rng.integers(0, 256, (40 + 3 * i, 36, 3), dtype=np.uint8)).save(val / f"img{i}.png")
-    torch.manual_seed(0)
-    ckpt = export_generator(DMFNGenerator(num_blocks=1, base_channels=16), root / "generator.pt")
-    return {"root": root, "data": root / "folder", "ckpt": ckpt}
-
-
-def overrides(setup, out: Path, *extra: str) -> list[str]:
-    return [
-        f"ckpt={setup['ckpt']}",
-        "data=folder",
-        f"data.root={setup['data']}",
-        "data.image_size=32",
-        "data.num_workers=0",
-        "batch_size=2",
-        "lpips.backbone_weights=random",
-        "progress=false",
-        f"output_dir={out}",
-        *extra,
-    ]
-
-
-def run(setup, out: Path, *extra: str) -> dict:
-    cfg = compose_config(overrides(setup, out, *extra), run_dir=out / "hydra")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # the random-LPIPS-trunk warning
-        return evaluate(cfg)
 
 
 def per_image(out: Path) -> list[dict[str, str]]:
@@ -95,20 +47,20 @@ def per_image(out: Path) -> list[dict[str, str]]:
 
 
 @pytest.fixture(scope="module")
-def written(setup, tmp_path_factory) -> dict[str, object]:
+def written(eval_setup, tmp_path_factory) -> dict[str, object]:
     """A free-form evaluation of the folder that also writes its pairs as a manifest."""
     out = tmp_path_factory.mktemp("written")
-    summary = run(setup, out / "run", "mask=free_form", f"manifest_out={out / 'm' / 'eval.csv'}")
+    summary = run_evaluation(eval_setup, out / "run", "mask=free_form", f"manifest_out={out / 'm' / 'eval.csv'}")
     return {"summary": summary, "manifest": out / "m" / "eval.csv", "run": out / "run"}
 
 
-def test_written_manifest_rows_and_masks(setup, written):
+def test_written_manifest_rows_and_masks(eval_setup, written):
     path = written["manifest"]
     with path.open() as f:
         rows = list(csv.DictReader(f))
-    assert tuple(rows[0]) == COLUMNS and len(rows) == N_IMAGES
-    assert [r["image"] for r in rows] == [f"val/img{i}.png" for i in range(N_IMAGES)]  # relative to data.root
-    assert [r["id"] for r in rows] == [f"{i:05d}_img{i}" for i in range(N_IMAGES)]
+    assert tuple(rows[0]) == COLUMNS and len(rows) == EVAL_IMAGES
+    assert [r["image"] for r in rows] == [f"val/img{i}.png" for i in range(EVAL_IMAGES)]  # relative to data.root
+    assert [r["id"] for r in rows] == [f"{i:05d}_img{i}" for i in range(EVAL_IMAGES)]
     for row, evaluated in zip(rows, per_image(written["run"])):
         mask = path.parent / row["mask"]
         assert row["mask"].startswith("eval_masks/") and mask.is_file()
@@ -121,12 +73,14 @@ def test_written_manifest_rows_and_masks(setup, written):
         assert row["bucket"].endswith("%")
 
 
-def test_evaluating_through_a_manifest_twice_and_through_its_copy_is_identical(setup, written, tmp_path):
+def test_evaluating_through_a_manifest_twice_and_through_its_copy_is_identical(eval_setup, written, tmp_path):
     manifest = written["manifest"]
     copy = tmp_path / "copy" / "eval.csv"  # same name elsewhere: summary.json may then be compared byte for byte
-    first = run(setup, tmp_path / "a", f"manifest={manifest}", f"manifest_out={copy}", "save_images=true")
-    second = run(setup, tmp_path / "b", f"manifest={manifest}")
-    through_copy = run(setup, tmp_path / "c", f"manifest={copy}")
+    first = run_evaluation(
+        eval_setup, tmp_path / "a", f"manifest={manifest}", f"manifest_out={copy}", "save_images=true"
+    )
+    second = run_evaluation(eval_setup, tmp_path / "b", f"manifest={manifest}")
+    through_copy = run_evaluation(eval_setup, tmp_path / "c", f"manifest={copy}")
 
     # the manifest's pairs are the dataset's pairs: the numbers of the run that wrote it, exactly
     assert first["metrics"] == written["summary"]["metrics"]
@@ -135,12 +89,12 @@ def test_evaluating_through_a_manifest_twice_and_through_its_copy_is_identical(s
         assert (tmp_path / name / "per_image.csv").read_bytes() == (tmp_path / "c" / "per_image.csv").read_bytes()
     assert (tmp_path / "b" / "summary.json").read_bytes() == (tmp_path / "c" / "summary.json").read_bytes()
     rows, original = per_image(tmp_path / "a"), per_image(written["run"])
-    assert [r["id"] for r in rows] == [f"{i:05d}_img{i}" for i in range(N_IMAGES)]
+    assert [r["id"] for r in rows] == [f"{i:05d}_img{i}" for i in range(EVAL_IMAGES)]
     for row, reference in zip(rows, original):
         assert {k: row[k] for k in METRICS} == {k: reference[k] for k in METRICS}
 
     summary = json.loads((tmp_path / "c" / "summary.json").read_text())
-    assert summary["manifest"]["rows"] == N_IMAGES and summary["protocol"]["mask"] == "manifest eval"
+    assert summary["manifest"]["rows"] == EVAL_IMAGES and summary["protocol"]["mask"] == "manifest eval"
     assert summary["manifest"]["content_sha256"] == read_manifest(manifest).content_sha256()
     assert "Evaluated through the manifest `eval`" in (tmp_path / "c" / "table1.md").read_text()
     assert read_manifest(copy).rows == read_manifest(manifest).rows
@@ -149,18 +103,18 @@ def test_evaluating_through_a_manifest_twice_and_through_its_copy_is_identical(s
     scored = score_outputs(
         manifest,
         tmp_path / "a" / "images",
-        setup["data"],
+        eval_setup["data"],
         lpips_backbone_weights="random",
         output_dir=tmp_path / "scored",
         batch_size=3,
     )
-    assert scored["n_images"] == N_IMAGES
+    assert scored["n_images"] == EVAL_IMAGES
     for key, value in first["metrics"].items():
         assert scored["metrics"][key] == pytest.approx(value, abs=1e-6), key
     assert (tmp_path / "scored" / "table1.md").is_file()
 
 
-def test_an_edited_mask_stops_evaluation_naming_the_file(setup, written, tmp_path):
+def test_an_edited_mask_stops_evaluation_naming_the_file(eval_setup, written, tmp_path):
     folder = tmp_path / "edited"
     shutil.copytree(written["manifest"].parent, folder)
     manifest = folder / "eval.csv"
@@ -169,7 +123,7 @@ def test_an_edited_mask_stops_evaluation_naming_the_file(setup, written, tmp_pat
     pixels[0, 0] = 255 - pixels[0, 0]  # one pixel
     Image.fromarray(pixels).save(target)
     with pytest.raises(ManifestError) as info:
-        run(setup, tmp_path / "out", f"manifest={manifest}")
+        run_evaluation(eval_setup, tmp_path / "out", f"manifest={manifest}")
     message = str(info.value)
     assert str(target) in message and "checksum" in message and "\n" not in message
     assert not (tmp_path / "out" / "summary.json").exists()
@@ -184,26 +138,28 @@ def test_an_edited_mask_stops_evaluation_naming_the_file(setup, written, tmp_pat
     assert materialise(read_manifest(manifest)) >= 1
 
 
-def test_cli_edited_mask_exits_2_with_one_line(setup, written, tmp_path):
+def test_cli_edited_mask_exits_2_with_one_line(eval_setup, written, tmp_path):
     folder = tmp_path / "edited"
     shutil.copytree(written["manifest"].parent, folder)
     target = folder / read_manifest(folder / "eval.csv").rows[0].mask
     Image.new("L", (32, 32), 255).save(target)
-    done = run_module("evaluate", overrides(setup, tmp_path / "out", f"manifest={folder / 'eval.csv'}"), tmp_path)
+    done = run_module(
+        "evaluate", eval_overrides(eval_setup, tmp_path / "out", f"manifest={folder / 'eval.csv'}"), tmp_path
+    )
     assert done.returncode == 2, done.stderr
     lines = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
     assert len(lines) == 1 and str(target) in lines[0] and "checksum" in lines[0], done.stderr
     assert "Traceback" not in done.stderr
 
 
-def test_score_cli_and_its_errors(setup, written, tmp_path):
+def test_score_cli_and_its_errors(eval_setup, written, tmp_path):
     outputs = tmp_path / "outputs"
     outputs.mkdir()
     manifest = read_manifest(written["manifest"])
     rng = np.random.default_rng(1)
     for row in manifest.rows[:-1]:
         Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(outputs / f"{row.id}.png")
-    args = ["score", str(written["manifest"]), str(outputs), "--data-root", str(setup["data"]), "--no-lpips"]
+    args = ["score", str(written["manifest"]), str(outputs), "--data-root", str(eval_setup["data"]), "--no-lpips"]
     missing = run_module("manifest", args, tmp_path, timeout=120)
     assert missing.returncode == 2 and "Traceback" not in missing.stderr
     assert "1 of 5 outputs are missing" in missing.stderr and f"{manifest.rows[-1].id}.png" in missing.stderr
@@ -213,7 +169,7 @@ def test_score_cli_and_its_errors(setup, written, tmp_path):
     assert done.returncode == 0, done.stderr
     assert set(json.loads(done.stdout)) >= {"psnr", "ssim", "l1", "l1_hole"}
     summary = json.loads((tmp_path / "report" / "summary.json").read_text())
-    assert summary["n_images"] == N_IMAGES and summary["protocol"]["composite"] is True
+    assert summary["n_images"] == EVAL_IMAGES and summary["protocol"]["composite"] is True
     # composited: the known pixels are the ground truth's, so the error sits in the hole only
     rows = per_image(tmp_path / "report")
     for row in rows:
@@ -310,7 +266,7 @@ def test_build_protocol_reproduces_the_shipped_rows():
     assert build_protocol("places2", "free_form") == read_manifest("pkg:places2_free_form").rows
 
 
-def test_evaluate_a_shipped_manifest(setup, tmp_path, monkeypatch):
+def test_evaluate_a_shipped_manifest(eval_setup, tmp_path, monkeypatch):
     """pkg:paris_center: masks made once into $DMFN_CACHE; its first rows evaluated on Paris stand-ins at 256 px give
     the data group's Table 1 numbers for the same images."""
     from fakes import fake_dataset_layouts
@@ -325,7 +281,7 @@ def test_evaluate_a_shipped_manifest(setup, tmp_path, monkeypatch):
     subset = write_manifest(tmp_path / "subset" / "paris4.csv", shipped.rows[:4])
     data = fake_dataset_layouts(tmp_path / "data")
     args = [
-        f"ckpt={setup['ckpt']}",
+        f"ckpt={eval_setup['ckpt']}",
         "data=paris",
         f"data.root={data / 'paris'}",
         "data.num_workers=0",
@@ -354,10 +310,16 @@ def test_a_flat_ffhq_folder_is_matched_by_file_name(tmp_path):
     assert paths == [flat / Path(row.image).name for row in rows]
 
 
-def test_manifest_out_needs_centre_cropped_test_images(setup, tmp_path):
+def test_manifest_out_needs_centre_cropped_test_images(eval_setup, tmp_path):
     from dmfn_lightning.errors import ConfigError
 
-    args = [f"ckpt={setup['ckpt']}", "data=demo", "data.image_size=32", "data.num_workers=0", "lpips.enabled=false"]
+    args = [
+        f"ckpt={eval_setup['ckpt']}",
+        "data=demo",
+        "data.image_size=32",
+        "data.num_workers=0",
+        "lpips.enabled=false",
+    ]
     args += ["progress=false", f"output_dir={tmp_path / 'out'}", f"manifest_out={tmp_path / 'm.csv'}"]
     with pytest.raises(ConfigError, match="manifest_out needs centre-cropped test images"):
         evaluate(compose_config(args))

@@ -479,3 +479,14 @@ def test_inception_v3_features_when_available():
     metric.update(real, real)
     values = metric.compute()
     assert metric.num_features == 2048 and values["fid"] == pytest.approx(0.0, abs=1e-3)
+
+
+def test_metrics_module_re_exports_the_split_modules():
+    from dmfn_lightning import distribution_metrics, metrics, perceptual, pixel_metrics, ssim
+
+    for name in metrics.__all__:
+        assert hasattr(metrics, name), name
+    for module in (distribution_metrics, perceptual, pixel_metrics, ssim):
+        for name in set(module.__all__) & set(metrics.__all__):
+            assert getattr(metrics, name) is getattr(module, name), f"{module.__name__}.{name}"
+    assert metrics._torch_fidelity_available is distribution_metrics._torch_fidelity_available

@@ -168,7 +168,7 @@ class ImagePanels(pl.Callback):
         batch = {k: v.to(pl_module.device) for k, v in samples.items()}
         was_training = pl_module.training
         pl_module.eval()
-        output = pl_module.inpaint_batch(batch).float().cpu()
+        output = pl_module.complete(batch).float().cpu()
         pl_module.train(was_training)
         image, mask = samples["image"], samples["mask"]
         grid = make_grid(panel_rows(image, mask, output), nrow=3, padding=2)

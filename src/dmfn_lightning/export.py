@@ -39,270 +39,102 @@ Before the model is loaded, ``--output`` is checked: an existing file or a read-
 is an output folder whose ``generator.pt`` is the checkpoint being exported (it would be overwritten, losing its
 metadata). The ``generator.pt`` written keeps the source's provenance: ``metadata.source`` and, when the source
 has metadata (an exported generator's, a Lightning checkpoint's step), ``metadata.source_metadata``.
+
+This module is the verification and the command line; each format's writer and loader is one entry of
+:data:`dmfn_lightning.export_formats.EXPORT_FORMATS`, where the names re-exported here are defined.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import copy
 import json
 import sys
-import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import nn
 
 from dmfn_lightning.errors import ExportError, exit_on_user_error
+from dmfn_lightning.export_formats import (
+    DEFAULT_FORMATS,
+    EXPORT_FORMATS,
+    FILENAMES,
+    FORMATS,
+    ExportFormat,
+    ExportOptions,
+    PadToMultipleOf4,
+    TwoStageInstanceNorm,
+    example_input,
+    export_onnx,
+    export_pt2,
+    export_torchscript,
+    get_format,
+    padded_reference,
+    with_two_stage_instance_norm,
+)
+from dmfn_lightning.image_io import check_output_folder
+from dmfn_lightning.models import load_generator
 
-FORMATS = ("torchscript", "onnx", "pt2", "generator")
-DEFAULT_FORMATS = ("torchscript", "onnx", "generator")
-FILENAMES = {
-    "torchscript": "generator.torchscript.pt",
-    "onnx": "generator.onnx",
-    "pt2": "generator.pt2",
-    "generator": "generator.pt",
-}
+__all__ = [
+    "DEFAULT_FORMATS",
+    "DEFAULT_VERIFY_SIZES",
+    "EXPORT_FORMATS",
+    "FILENAMES",
+    "FORMATS",
+    "ExportError",
+    "ExportFormat",
+    "ExportOptions",
+    "PadToMultipleOf4",
+    "TwoStageInstanceNorm",
+    "build_parser",
+    "check_source_not_overwritten",
+    "check_tolerance",
+    "example_input",
+    "export",
+    "export_onnx",
+    "export_pt2",
+    "export_torchscript",
+    "main",
+    "padded_reference",
+    "verify",
+    "with_two_stage_instance_norm",
+]
+
 DEFAULT_VERIFY_SIZES = ((256, 256), (192, 320))
-# Example input for tracing/exporting: batch 2 and H != W so that no dimension is specialised to 1 or tied to
-# another by the exporters.
-_EXAMPLE_SHAPE = (2, 4, 64, 96)
-
-
-def example_input(batch: int, height: int, width: int, seed: int = 0) -> Tensor:
-    """A deterministic generator input: random image in [-1, 1] with a centred half-size hole."""
-    g = torch.Generator().manual_seed(seed)
-    image = torch.rand(batch, 3, height, width, generator=g) * 2 - 1
-    mask = torch.zeros(batch, 1, height, width)
-    mask[..., height // 4 : height // 4 + height // 2, width // 4 : width // 4 + width // 2] = 1
-    return torch.cat([image * (1 - mask), mask], dim=1)
-
-
-@contextlib.contextmanager
-def _quiet_export_warnings() -> Iterator[None]:
-    # Known-harmless: TracerWarnings from shape checks (constant for valid inputs) and InstanceNorm's
-    # "train=True" note (InstanceNorm2d without running stats always normalises with the input's statistics);
-    # jit's deprecation notice. Correctness is established by the numerical check after export instead.
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
-        warnings.filterwarnings("ignore", message=r".*instance_norm.*train=True.*")
-        warnings.filterwarnings("ignore", message=r".*torch\.jit\.\w+` is deprecated.*", category=FutureWarning)
-        warnings.filterwarnings("ignore", message=r".*legacy TorchScript-based ONNX export.*")
-        yield
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# exporters
-
-
-class TwoStageInstanceNorm(nn.Module):
-    """``InstanceNorm2d(affine=False)`` written as plain reductions, for ONNX.
-
-    onnxruntime's ``InstanceNormalization`` and ``ReduceMean`` accumulate 16k-65k float32 values in one running sum;
-    with the generator's activations that costs ~3e-5 per normalisation and ~1.2e-4 at the output of the 8-block
-    network (PyTorch, which sums pairwise, stays within ~2e-5 of float64). Averaging over W, then over H keeps each
-    sum short, and onnxruntime then matches PyTorch to ~1e-6 per layer. Same maths: biased variance, eps inside the
-    square root.
-    """
-
-    def __init__(self, eps: float = 1e-5) -> None:
-        super().__init__()
-        self.eps = eps
-
-    def forward(self, x: Tensor) -> Tensor:
-        centred = x - x.mean(dim=3, keepdim=True).mean(dim=2, keepdim=True)
-        var = (centred * centred).mean(dim=3, keepdim=True).mean(dim=2, keepdim=True)
-        return centred * torch.rsqrt(var + self.eps)
-
-
-def with_two_stage_instance_norm(generator: nn.Module) -> nn.Module:
-    """A copy of ``generator`` whose parameter-free ``InstanceNorm2d`` layers are :class:`TwoStageInstanceNorm`."""
-    model = copy.deepcopy(generator)
-    for parent in model.modules():
-        for name, child in list(parent.named_children()):
-            if isinstance(child, nn.InstanceNorm2d) and not child.affine and not child.track_running_stats:
-                setattr(parent, name, TwoStageInstanceNorm(child.eps))
-    return model
-
-
-class PadToMultipleOf4(nn.Module):
-    """Runs ``generator`` on any H x W: reflect-pads the input at the bottom/right to multiples of 4 and crops the
-    prediction back to H x W, as :func:`dmfn_lightning.inpainting.run_generator` does (sides of at least 4).
-
-    The pad amounts are computed from the input's shape inside the graph (scripted for TorchScript, symbolic for
-    the ONNX exporters), so an exported model keeps its input's size instead of returning a 152-row prediction
-    for 150 rows.
-    """
-
-    def __init__(self, generator: nn.Module) -> None:
-        super().__init__()
-        self.generator = generator
-
-    def forward(self, x: Tensor) -> Tensor:
-        height, width = x.shape[-2], x.shape[-1]
-        pad_h = (4 - height % 4) % 4
-        pad_w = (4 - width % 4) % 4
-        padded = nn.functional.pad(x, (0, pad_w, 0, pad_h), mode="reflect")
-        return self.generator(padded)[:, :, :height, :width]
-
-
-def padded_reference(generator: nn.Module, x: Tensor) -> Tensor:
-    """``generator``'s prediction for ``x`` of any size, padded and cropped as :class:`PadToMultipleOf4` does."""
-    with torch.no_grad():
-        return PadToMultipleOf4(generator)(x).float()
-
-
-def export_torchscript(generator: nn.Module, path: str | Path) -> Path:
-    """Trace the generator to TorchScript, wrap it in the scripted :class:`PadToMultipleOf4` and save it (valid
-    for any batch size, height and width)."""
-    path = Path(path)
-    with _quiet_export_warnings(), torch.no_grad():
-        traced = torch.jit.trace(generator.eval(), example_input(_EXAMPLE_SHAPE[0], *_EXAMPLE_SHAPE[2:]))
-        # Scripted, not traced: a trace would freeze the pad amounts of the example input (zero).
-        model = torch.jit.script(PadToMultipleOf4(traced))
-    model.save(str(path))
-    return path
-
-
-def export_onnx(
-    generator: nn.Module,
-    path: str | Path,
-    opset: int | None = None,
-    exporter: str = "dynamo",
-    native_instance_norm: bool = False,
-) -> Path:
-    """Export the generator to one ONNX file with dynamic batch, height and width (any H and W: the input is padded
-    to multiples of 4 inside the graph and the prediction cropped back, :class:`PadToMultipleOf4`).
-
-    Unless ``native_instance_norm``, instance normalisation is exported as two-stage reductions
-    (:class:`TwoStageInstanceNorm`) so that onnxruntime matches PyTorch within 1e-4 (measured ~2e-5 for the
-    8-block generator at 256x256); the fused ``InstanceNormalization`` op is ~5 % faster end to end in onnxruntime
-    but drifts by ~1.2e-4 over the full network.
-    """
-    path = Path(path)
-    if not native_instance_norm:
-        generator = with_two_stage_instance_norm(generator)
-    generator = PadToMultipleOf4(generator)
-    if exporter not in ("dynamo", "torchscript"):
-        raise ExportError(f"--onnx-exporter must be 'dynamo' or 'torchscript', got {exporter!r}")
-    try:
-        import onnx  # noqa: F401  (both exporters need it)
-
-        if exporter == "dynamo":
-            import onnxscript  # noqa: F401
-    except ImportError as err:
-        raise ExportError(f"ONNX export needs the `{err.name}` package: pip install 'dmfn_lightning[export]'") from err
-    x = example_input(_EXAMPLE_SHAPE[0], *_EXAMPLE_SHAPE[2:])
-    names = {"input_names": ["input"], "output_names": ["output"]}
-    try:
-        with _quiet_export_warnings(), torch.no_grad():
-            if exporter == "dynamo":
-                dim = torch.export.Dim.DYNAMIC
-                torch.onnx.export(
-                    generator.eval(),
-                    (x,),
-                    str(path),
-                    dynamo=True,
-                    external_data=False,  # one self-contained file (the weights are far below the 2 GB limit)
-                    opset_version=opset,
-                    dynamic_shapes=({0: dim, 2: dim, 3: dim},),
-                    verbose=False,
-                    **names,
-                )
-            else:
-                axes = {0: "batch", 2: "height", 3: "width"}
-                torch.onnx.export(
-                    generator.eval(),
-                    (x,),
-                    str(path),
-                    dynamo=False,
-                    opset_version=opset or 17,
-                    dynamic_axes={"input": axes, "output": axes},
-                    **names,
-                )
-    except Exception as err:  # the exporters raise many types; the user needs the message, not the stack
-        raise ExportError(f"ONNX export ({exporter}) failed: {type(err).__name__}: {err}") from err
-    return path
-
-
-def export_pt2(generator: nn.Module, path: str | Path) -> Path:
-    """``torch.export`` the generator with dynamic batch, height and width and save the ExportedProgram."""
-    path = Path(path)
-    dim = torch.export.Dim.DYNAMIC
-    x = example_input(_EXAMPLE_SHAPE[0], *_EXAMPLE_SHAPE[2:])
-    with torch.no_grad():
-        program = torch.export.export(generator.eval(), (x,), dynamic_shapes=({0: dim, 2: dim, 3: dim},))
-    torch.export.save(program, str(path))
-    return path
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # verification
 
 
-def _reference(generator: nn.Module, x: Tensor) -> Tensor:
-    if x.shape[-2] % 4 or x.shape[-1] % 4:
-        return padded_reference(generator, x)
-    with torch.no_grad():
-        return generator(x).float()
-
-
 def verify(
     generator: nn.Module, fmt: str, path: Path, sizes: Sequence[tuple[int, int]], batch: int = 2
 ) -> list[float] | None:
     """Max |exported - PyTorch| at each (H, W) in ``sizes``; ``None`` when it cannot be checked here (ONNX without
-    onnxruntime). Sizes that are not multiples of 4 are compared with :func:`padded_reference`."""
-    if fmt == "onnx":
-        try:
-            import onnxruntime as ort
-        except ImportError:
-            return None
-        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        input_name = session.get_inputs()[0].name
-
-        def run(x: Tensor) -> Tensor:
-            return torch.from_numpy(session.run(None, {input_name: x.numpy()})[0])
-
-    elif fmt == "torchscript":
-        with _quiet_export_warnings():
-            module = torch.jit.load(str(path), map_location="cpu")
-
-        def run(x: Tensor) -> Tensor:
-            with torch.no_grad():
-                return module(x).float()
-
-    elif fmt == "pt2":
-        module = torch.export.load(str(path)).module()
-
-        def run(x: Tensor) -> Tensor:
-            with torch.no_grad():
-                return module(x).float()
-
-    elif fmt == "generator":
-        from dmfn_lightning.models import load_generator
-
-        module = load_generator(path)
-
-        def run(x: Tensor) -> Tensor:
-            with torch.no_grad():
-                return module(x).float()
-
-    else:
-        raise ExportError(f"unknown format {fmt!r}; choose from {', '.join(FORMATS)}")
+    onnxruntime). The reference is the inference engine's prediction (:func:`padded_reference`)."""
+    run = get_format(fmt).load(path)
+    if run is None:
+        return None
     diffs = []
     for i, (height, width) in enumerate(sizes):
         x = example_input(batch, height, width, seed=i + 1)
         out = run(x)
-        ref = _reference(generator, x)
+        ref = padded_reference(generator, x)
         if out.shape != ref.shape:
             raise ExportError(
                 f"{path} returned shape {tuple(out.shape)} for input {tuple(x.shape)}, expected {tuple(ref.shape)}"
             )
         diffs.append(float((out - ref).abs().max()))
     return diffs
+
+
+def _verification_sizes(spec: ExportFormat, verify_sizes: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+    sizes = list(verify_sizes)
+    if spec.any_size:  # the model pads inside itself: also check a size that needs it
+        sizes.append((verify_sizes[0][0] - 2, verify_sizes[0][1] - 1))
+    return sizes
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -319,15 +151,12 @@ def export(
     verify_sizes: Sequence[tuple[int, int]] = DEFAULT_VERIFY_SIZES,
     tolerance: float = 1e-4,
     metadata: dict[str, Any] | None = None,
-    log=print,
+    log: Callable[[str], object] = print,
 ) -> dict[str, Any]:
     """Export ``generator`` in ``formats`` into ``output`` and verify each file; returns the report (also written
     to ``<output>/export.json``). Raises :class:`ExportError` when an export differs by more than ``tolerance``
     (a number >= 0), and :class:`~dmfn_lightning.inpainting.OutputPathError` before any work when ``output``
     cannot be written."""
-    from dmfn_lightning.inpainting import check_output_folder
-    from dmfn_lightning.models import export_generator
-
     unknown = [f for f in formats if f not in FORMATS]
     if unknown:
         raise ExportError(f"unknown format(s) {unknown}; choose from {', '.join(FORMATS)}")
@@ -341,6 +170,7 @@ def export(
     except OSError as err:
         raise ExportError(f"cannot create --output {str(out_dir)!r}: {err.strerror or err}") from err
     generator = generator.cpu().eval()
+    options = ExportOptions(opset, onnx_exporter, onnx_native_instance_norm, dict(metadata or {}))
     report: dict[str, Any] = {
         "generator": dict(getattr(generator, "config", {})),
         "torch": torch.__version__,
@@ -351,29 +181,14 @@ def export(
     }
     failures = []
     for fmt in dict.fromkeys(formats):
-        path = out_dir / FILENAMES[fmt]
+        spec = EXPORT_FORMATS[fmt]
+        path = out_dir / spec.filename
         try:
-            if fmt == "torchscript":
-                export_torchscript(generator, path)
-            elif fmt == "onnx":
-                export_onnx(generator, path, opset, onnx_exporter, onnx_native_instance_norm)
-            elif fmt == "pt2":
-                export_pt2(generator, path)
-            else:
-                export_generator(generator, path, metadata={**(metadata or {}), "exported_by": "dmfn_lightning.export"})
+            spec.write(generator, path, options)
         except OSError as err:
             raise ExportError(f"cannot write {path}: {err.strerror or err}") from err
-        entry: dict[str, Any] = {"file": str(path), "bytes": path.stat().st_size}
-        if fmt == "onnx":
-            import onnx
-
-            model = onnx.load(str(path), load_external_data=False)
-            entry["opset"] = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
-            entry["exporter"] = onnx_exporter
-            entry["instance_norm"] = "native" if onnx_native_instance_norm else "two-stage reductions"
-        sizes = list(verify_sizes)
-        if fmt in ("torchscript", "onnx"):  # these two pad inside the model: check a size that needs it
-            sizes.append((verify_sizes[0][0] - 2, verify_sizes[0][1] - 1))
+        entry: dict[str, Any] = {"file": str(path), "bytes": path.stat().st_size, **spec.details(path, options)}
+        sizes = _verification_sizes(spec, verify_sizes)
         diffs = verify(generator, fmt, path, sizes)
         if diffs is None:
             entry["verified"] = "skipped: onnxruntime is not installed (pip install 'dmfn_lightning[export]')"
@@ -396,6 +211,10 @@ def export(
             f"(report: {out_dir / 'export.json'})"
         )
     return report
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# command line
 
 
 def check_tolerance(tolerance: float) -> float:
@@ -480,9 +299,6 @@ def build_parser() -> argparse.ArgumentParser:
 @exit_on_user_error
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point (``dmfn-export``)."""
-    from dmfn_lightning.inpainting import check_output_folder
-    from dmfn_lightning.models import load_generator
-
     args = build_parser().parse_args(argv)
     # Before the model is loaded: a bad --output fails in a second, not after the export.
     check_output_folder(args.output, "--output")

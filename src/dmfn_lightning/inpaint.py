@@ -38,10 +38,30 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from dmfn_lightning.decode import read_size
+from dmfn_lightning.devices import available_memory, estimate_inference_bytes
 from dmfn_lightning.errors import exit_on_user_error
-from dmfn_lightning.hd import DEFAULT_CROP_MARGIN, STRATEGIES
+from dmfn_lightning.hd import DEFAULT_CROP_MARGIN, STRATEGIES, training_size
 from dmfn_lightning.holes import MASK_FILE_EXTENSIONS
-from dmfn_lightning.inpainting import MASK_KINDS, PRECISIONS, InpaintError, OutputPathError, check_output_folder
+from dmfn_lightning.inpainting import (
+    MASK_KINDS,
+    PRECISIONS,
+    InpaintError,
+    OutputPathError,
+    batches_by_size,
+    check_memory,
+    check_output_folder,
+    generate_mask,
+    inpaint_batch,
+    load_image,
+    load_mask,
+    resolve_device,
+    save_png,
+)
+from dmfn_lightning.models import load_generator
 
 IMAGE_SUFFIXES = MASK_FILE_EXTENSIONS  # images and masks: the same file types
 # How a mask file may be named after its image <stem>: "<stem>" itself only in another folder (see match_masks).
@@ -294,23 +314,6 @@ def check_strategy(strategy: str | None, working_size: int | None, crop_margin: 
 
 def run(args: argparse.Namespace) -> list[Path]:
     """Inpaint every image named by ``args``; returns the written paths."""
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    from dmfn_lightning.data.datasets import read_size
-    from dmfn_lightning.hd import training_size
-    from dmfn_lightning.inpainting import (
-        batches_by_size,
-        check_memory,
-        generate_mask,
-        inpaint_batch,
-        load_image,
-        load_mask,
-        resolve_device,
-        save_png,
-    )
-    from dmfn_lightning.models import load_generator
-
     if args.batch_size < 1:
         raise InpaintError(f"--batch-size must be at least 1, got {args.batch_size}")
     if args.working_size is not None and args.working_size < 8:
@@ -375,8 +378,6 @@ def run(args: argparse.Namespace) -> list[Path]:
 
 
 def _pixel_limited(batches, sizes, generator, working_size, device):
-    from dmfn_lightning.inpainting import available_memory, estimate_inference_bytes
-
     free = available_memory(device)
     base_channels = int(getattr(generator, "config", {}).get("base_channels", 64))
     for batch in batches:

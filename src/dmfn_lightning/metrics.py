@@ -1,5 +1,9 @@
 """Image-quality metrics of the paper's Table 1 (LPIPS, PSNR, SSIM) plus L1, each under named conventions.
 
+This module is the entry point: :func:`per_image_metrics` and the aggregate :class:`InpaintingMetrics` live here,
+and it re-exports the pieces they are built from (:mod:`~dmfn_lightning.pixel_metrics`,
+:mod:`~dmfn_lightning.ssim`, :mod:`~dmfn_lightning.perceptual`, :mod:`~dmfn_lightning.distribution_metrics`).
+
 Papers report SSIM and PSNR under different conventions, and the choice moves SSIM by more than the differences
 the paper's tables are about (about 0.02 on a 256 px image with a 128 px hole). So every report carries each
 convention under its own name, and :data:`CONVENTIONS` describes them:
@@ -36,35 +40,41 @@ convention under its own name, and :data:`CONVENTIONS` describes them:
   cache (:data:`INCEPTION_WEIGHTS_FILE`); when it is missing, :func:`inception_feature_extractor` says in one line
   where to put it. KID's random subsets are drawn from a seeded generator, so two evaluations agree.
 
-Backbone weights follow the offline policy of :mod:`dmfn_lightning.weights`: the ImageNet trunk comes from
-torchvision's cache or an explicit file, or ``backbone_weights="random"`` (loud warning); a missing file stops
-with :class:`~dmfn_lightning.weights.WeightsUnavailableError` naming it. The ``lpips`` package's calibrated linear
-layers ship inside the package and are always loaded.
-
-Keeping metric weights out of checkpoints: :class:`LPIPSMetric` holds its network outside the module tree (in a
-tuple, so it is not a registered submodule) and forwards ``.to()``/``.cuda()`` to it by overriding ``_apply``;
-its ``state_dict()`` is therefore empty wherever the metric is attached, and :class:`InpaintingMetrics`' own states
-are torchmetrics states (``persistent=False`` by default). A LightningModule may even register the metric as an
-attribute without growing its checkpoints.
+LPIPS' trunk weights (offline policy) and why no metric weights end up in checkpoints: see
+:mod:`dmfn_lightning.perceptual`. :class:`InpaintingMetrics`' own states are torchmetrics states
+(``persistent=False`` by default), so it may be registered on a LightningModule as an attribute.
 """
 
 from __future__ import annotations
 
-import contextlib
-import importlib.metadata
-import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 from torchmetrics import Metric
 
+from dmfn_lightning.distribution_metrics import (
+    INCEPTION_WEIGHTS_FILE,
+    INCEPTION_WEIGHTS_URL,
+    DistributionMetrics,
+    inception_feature_extractor,
+    inception_weights_path,
+)
+from dmfn_lightning.distribution_metrics import (
+    _torch_fidelity_available as _torch_fidelity_available,  # re-exported: callers check for torch-fidelity here
+)
 from dmfn_lightning.errors import FeatureExtractorUnavailableError
-from dmfn_lightning.weights import WeightsUnavailableError, resolve_pretrained, warn_random
+from dmfn_lightning.perceptual import LPIPS_NETS, LPIPSMetric, build_lpips, lpips_package_version
+from dmfn_lightning.pixel_metrics import (
+    PSNR_CAP,
+    l1_per_image,
+    mse_per_image,
+    psnr_from_mse,
+    psnr_per_image,
+    quantize,
+)
+from dmfn_lightning.ssim import SSIM_CONVENTIONS, SSIMConvention, ssim_all, ssim_per_image
 
 __all__ = [
     "CONVENTIONS",
@@ -93,68 +103,11 @@ __all__ = [
     "ssim_per_image",
 ]
 
-PSNR_CAP = 100.0
+
 # What InpaintingMetrics.compute() returns by default (the Table 1 columns, headline conventions only).
 METRIC_NAMES = ("psnr", "ssim", "lpips", "l1", "l1_hole")
 # The extra names compute() adds with all_conventions=True (and per_image_metrics always returns).
 CONVENTION_NAMES = ("psnr_dataset", "ssim_full", "ssim_cropped", "ssim_uniform7")
-_K1, _K2, _DATA_RANGE = 0.01, 0.03, 255.0
-
-
-@dataclass(frozen=True)
-class SSIMConvention:
-    """One way of turning the SSIM map into a number: window, covariance estimator and border handling."""
-
-    name: str
-    gaussian: bool  # Gaussian window of `sigma` (else uniform)
-    size: int  # window side in pixels (odd)
-    sigma: float  # Gaussian only
-    sample_covariance: bool  # N / (N - 1) correction of the windowed (co)variances
-    crop: bool  # True: average only where the window fits; False: reflect-pad by size // 2, average the whole map
-    description: str
-
-    @property
-    def min_side(self) -> int:
-        """The smallest image side this convention is defined for."""
-        # torch's (and torchmetrics') reflect padding needs a side larger than the pad.
-        return self.size if self.crop else self.size // 2 + 1
-
-
-SSIM_CONVENTIONS: dict[str, SSIMConvention] = {
-    "full": SSIMConvention(
-        "full",
-        gaussian=True,
-        size=11,
-        sigma=1.5,
-        sample_covariance=False,
-        crop=False,
-        description="Gaussian window 11, sigma 1.5, population covariance, K1 0.01, K2 0.03, data_range=255, on "
-        "RGB; image reflect-padded by 5 px and the whole HxW SSIM map averaged (torchmetrics' "
-        "structural_similarity_index_measure); per image then mean over images",
-    ),
-    "cropped": SSIMConvention(
-        "cropped",
-        gaussian=True,
-        size=11,
-        sigma=1.5,
-        sample_covariance=False,
-        crop=True,
-        description="Gaussian window 11, sigma 1.5, population covariance, K1 0.01, K2 0.03, data_range=255, on "
-        "RGB; 5 px border cropped before averaging (scikit-image structural_similarity(gaussian_weights=True, "
-        "sigma=1.5, use_sample_covariance=False, data_range=255, channel_axis=2)); per image then mean over images",
-    ),
-    "uniform7": SSIMConvention(
-        "uniform7",
-        gaussian=False,
-        size=7,
-        sigma=0.0,
-        sample_covariance=True,
-        crop=True,
-        description="uniform 7x7 window, sample covariance, K1 0.01, K2 0.03, data_range=255, on RGB; 3 px border "
-        "cropped (scikit-image structural_similarity defaults with data_range=255, channel_axis=2; the old "
-        "compare_ssim(multichannel=True)); per image then mean over images",
-    ),
-}
 
 
 def conventions(ssim: str = "full") -> dict[str, str]:
@@ -177,162 +130,6 @@ def conventions(ssim: str = "full") -> dict[str, str]:
 
 
 CONVENTIONS: dict[str, str] = conventions("full")
-
-
-def lpips_package_version() -> str:
-    """The installed ``lpips`` package's version (reports record it beside the LPIPS numbers)."""
-    try:
-        return importlib.metadata.version("lpips")
-    except importlib.metadata.PackageNotFoundError:  # pragma: no cover - a dependency of this package
-        return "unknown"
-
-
-# torchvision's ImageNet files for the lpips trunks (the files torchvision itself would download).
-_TRUNK_URLS = {
-    "alex": "https://download.pytorch.org/models/alexnet-owt-7be5be79.pth",
-    "vgg": "https://download.pytorch.org/models/vgg16-397923af.pth",
-}
-LPIPS_NETS = tuple(_TRUNK_URLS)
-
-
-def _trunk_url(net: str) -> str:
-    # Prefer torchvision's own record of the URL; the constants above are the same strings for older versions.
-    try:
-        from torchvision.models import AlexNet_Weights, VGG16_Weights
-
-        return {"alex": AlexNet_Weights.IMAGENET1K_V1.url, "vgg": VGG16_Weights.IMAGENET1K_V1.url}[net]
-    except ImportError:  # pragma: no cover
-        return _TRUNK_URLS[net]
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# per-image functions (batched)
-
-
-def _metric_dtype(device: torch.device) -> torch.dtype:
-    # float64 where available: variances and squared errors of 255-scale values lose digits in float32
-    # (MPS has no float64).
-    return torch.float32 if device.type == "mps" else torch.float64
-
-
-def quantize(x: Tensor) -> Tensor:
-    """[-1, 1] images -> float tensor of integer levels in [0, 255] (what an 8-bit PNG stores)."""
-    return ((x.float().clamp(-1.0, 1.0) + 1.0) * 127.5).round_()
-
-
-def psnr_from_mse(mse: Tensor, cap: float = PSNR_CAP) -> tuple[Tensor, Tensor]:
-    """PSNR in dB of [0, 255] images from their mean squared error; returns ``(psnr, capped)``.
-
-    ``capped`` flags values that were infinite (zero error) or above ``cap``; their value is ``cap``.
-    """
-    psnr = 10.0 * torch.log10(_DATA_RANGE**2 / mse)
-    capped = ~torch.isfinite(psnr) | (psnr > cap)
-    return torch.where(capped, torch.full_like(psnr, cap), psnr), capped
-
-
-def mse_per_image(pred255: Tensor, target255: Tensor) -> Tensor:
-    """Mean squared error per image of [0, 255] images ``[B, C, H, W]`` over all pixels and channels."""
-    dtype = _metric_dtype(pred255.device)
-    return (pred255.to(dtype) - target255.to(dtype)).square().mean(dim=(1, 2, 3))
-
-
-def psnr_per_image(pred255: Tensor, target255: Tensor, cap: float = PSNR_CAP) -> tuple[Tensor, Tensor]:
-    """Per-image PSNR in dB of [0, 255] images ``[B, C, H, W]``; returns ``(psnr, capped)``.
-
-    ``capped`` flags images whose PSNR was infinite (identical images) or above ``cap``; their value is ``cap``.
-    """
-    return psnr_from_mse(mse_per_image(pred255, target255), cap)
-
-
-def _window_1d(conv: SSIMConvention, dtype: torch.dtype, device: torch.device) -> Tensor:
-    radius = conv.size // 2
-    if conv.gaussian:
-        # scipy's gaussian_filter (truncate 3.5, radius 5 for sigma 1.5) and torchmetrics' kernel: the same weights.
-        x = torch.arange(-radius, radius + 1, dtype=dtype, device=device)
-        weights = torch.exp(-0.5 * (x / conv.sigma) ** 2)
-    else:
-        weights = torch.ones(conv.size, dtype=dtype, device=device)
-    return weights / weights.sum()
-
-
-def _ssim_maps(pred: Tensor, target: Tensor, conv: SSIMConvention) -> Tensor:
-    """The SSIM map ``[B, C, h, w]``: ``h = H`` for the padded convention, ``H - size + 1`` for cropped ones."""
-    if not conv.crop:
-        pad = conv.size // 2
-        pred = F.pad(pred, (pad, pad, pad, pad), mode="reflect")
-        target = F.pad(target, (pad, pad, pad, pad), mode="reflect")
-    b, c, h, w = pred.shape
-    moments = torch.stack((pred, target, pred * pred, target * target, pred * target), dim=1)
-    window = _window_1d(conv, pred.dtype, pred.device)
-    # Separable window: a row pass then a column pass over every (moment, image, channel) plane at once.
-    planes = moments.reshape(-1, 1, h, w)
-    planes = F.conv2d(planes, window.view(1, 1, 1, -1))
-    planes = F.conv2d(planes, window.view(1, 1, -1, 1))
-    mu_x, mu_y, e_xx, e_yy, e_xy = planes.reshape(b, 5, c, *planes.shape[-2:]).unbind(dim=1)
-    n = conv.size * conv.size
-    norm = n / (n - 1) if conv.sample_covariance else 1.0
-    # Windowed variances are non-negative; clamping only removes rounding noise (torchmetrics does the same).
-    var_x = (norm * (e_xx - mu_x * mu_x)).clamp(min=0.0)
-    var_y = (norm * (e_yy - mu_y * mu_y)).clamp(min=0.0)
-    cov_xy = norm * (e_xy - mu_x * mu_y)
-    c1, c2 = (_K1 * _DATA_RANGE) ** 2, (_K2 * _DATA_RANGE) ** 2
-    return ((2 * mu_x * mu_y + c1) * (2 * cov_xy + c2)) / ((mu_x * mu_x + mu_y * mu_y + c1) * (var_x + var_y + c2))
-
-
-def ssim_per_image(pred255: Tensor, target255: Tensor, convention: str = "full") -> Tensor:
-    """Per-image SSIM ``[B]`` of [0, 255] images ``[B, C, H, W]`` under one of :data:`SSIM_CONVENTIONS`.
-
-    Batched on the images' device (conv2d with the separable window). Raises :class:`ValueError` for images
-    with a side below the convention's :attr:`SSIMConvention.min_side`, as scikit-image does.
-    """
-    if convention not in SSIM_CONVENTIONS:
-        raise ValueError(f"SSIM convention must be one of {', '.join(SSIM_CONVENTIONS)}, got {convention!r}")
-    conv = SSIM_CONVENTIONS[convention]
-    height, width = pred255.shape[-2:]
-    if min(height, width) < conv.min_side:
-        why = "its window" if conv.crop else "its reflect padding of 5 px"
-        raise ValueError(
-            f"SSIM convention {convention!r} needs images of at least {conv.min_side}x{conv.min_side} pixels "
-            f"({why}), got {height}x{width}"
-        )
-    dtype = _metric_dtype(pred255.device)
-    return _ssim_maps(pred255.to(dtype), target255.to(dtype), conv).mean(dim=(1, 2, 3))
-
-
-def _ssim_all(pred255: Tensor, target255: Tensor) -> dict[str, Tensor]:
-    """``ssim_<convention>`` for every convention, NaN where the images are too small for it."""
-    height, width = pred255.shape[-2:]
-    dtype = _metric_dtype(pred255.device)
-    pred, target = pred255.to(dtype), target255.to(dtype)
-    nan = torch.full(pred.shape[:1], torch.nan, dtype=dtype, device=pred.device)
-    out: dict[str, Tensor] = {}
-    full, cropped = SSIM_CONVENTIONS["full"], SSIM_CONVENTIONS["cropped"]
-    if min(height, width) >= full.min_side:
-        # One pass serves both Gaussian conventions: away from the border the padded map only sees real pixels,
-        # so its interior is exactly the cropped convention's map.
-        ssim_map = _ssim_maps(pred, target, full)
-        out["ssim_full"] = ssim_map.mean(dim=(1, 2, 3))
-        if min(height, width) >= cropped.min_side:
-            border = cropped.size // 2
-            out["ssim_cropped"] = ssim_map[..., border:-border, border:-border].mean(dim=(1, 2, 3))
-    uniform = SSIM_CONVENTIONS["uniform7"]
-    if min(height, width) >= uniform.min_side:
-        out["ssim_uniform7"] = _ssim_maps(pred, target, uniform).mean(dim=(1, 2, 3))
-    return {f"ssim_{name}": out.get(f"ssim_{name}", nan) for name in SSIM_CONVENTIONS}
-
-
-def l1_per_image(pred01: Tensor, target01: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
-    """``(l1, l1_hole)`` per image for images in [0, 1] and masks ``[B, 1, H, W]`` (1 = hole).
-
-    ``l1_hole`` is NaN for images without a hole.
-    """
-    diff = (pred01 - target01).abs()
-    l1 = diff.mean(dim=(1, 2, 3))
-    hole = (mask > 0.5).to(diff.dtype)
-    hole_pixels = hole.sum(dim=(1, 2, 3)) * diff.shape[1]
-    hole_sum = (diff * hole).sum(dim=(1, 2, 3))
-    l1_hole = torch.where(hole_pixels > 0, hole_sum / hole_pixels.clamp(min=1), torch.full_like(hole_sum, torch.nan))
-    return l1, l1_hole
 
 
 def per_image_metrics(
@@ -365,124 +162,13 @@ def per_image_metrics(
     pred255, target255 = quantize(output), quantize(target)
     mse = mse_per_image(pred255, target255)
     psnr, capped = psnr_from_mse(mse)
-    all_ssim = _ssim_all(pred255, target255)
+    all_ssim = ssim_all(pred255, target255)
     values = {"psnr": psnr, "psnr_capped": capped, "mse": mse, "ssim": all_ssim[f"ssim_{ssim}"], **all_ssim}
     if lpips is not None:
         values["lpips"] = lpips(pred255 / 127.5 - 1.0, target255 / 127.5 - 1.0)
     values["l1"], values["l1_hole"] = l1_per_image(pred255 / 255.0, target255 / 255.0, mask)
     values["hole_ratio"] = (mask > 0.5).float().mean(dim=(1, 2, 3))
     return values
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# LPIPS
-
-
-class LPIPSMetric(nn.Module):
-    """LPIPS distance per image (Zhang et al., "The Unreasonable Effectiveness of Deep Features", CVPR 2018).
-
-    Wraps ``lpips.LPIPS`` (v0.1 calibrated linear layers, shipped with the package) and loads the trunk's ImageNet
-    weights under our offline policy instead of letting torchvision download them.
-
-    Args:
-        net: ``"alex"`` (the paper's Table 1 setting) or ``"vgg"``.
-        backbone_weights: ``"imagenet"`` (torchvision's cache), a path to torchvision's state dict for that trunk,
-            or ``"random"`` (untrained trunk; numbers are then not comparable to anything, a loud warning is issued).
-        override: the config key named in error messages (how the user switches to random weights).
-
-    ``forward(pred, target)`` takes ``[B, 3, H, W]`` images in [-1, 1] and returns ``[B]`` distances. The network
-    is held outside the module tree: it never appears in a ``state_dict`` (see the module docstring).
-    """
-
-    def __init__(
-        self, net: str = "alex", backbone_weights: str = "imagenet", override: str = "lpips.backbone_weights"
-    ) -> None:
-        super().__init__()
-        if net not in _TRUNK_URLS:
-            raise ValueError(f"LPIPS net must be one of {', '.join(_TRUNK_URLS)}, got {net!r}")
-        import lpips as lpips_package
-
-        with warnings.catch_warnings():
-            # lpips builds the trunk through torchvision's deprecated `pretrained=` argument; pnet_rand=True means
-            # "no download", the weights are loaded below.
-            warnings.filterwarnings("ignore", category=UserWarning, module=r"torchvision\.models\._utils")
-            model = lpips_package.LPIPS(net=net, version="0.1", pretrained=True, pnet_rand=True, verbose=False)
-        self.net_name = net
-        self.weights_used = self._load_trunk(model, net, str(backbone_weights), override)
-        model.requires_grad_(False).eval()
-        self._model = (model,)  # a tuple: not a registered submodule, so never in any state_dict
-
-    @property
-    def model(self) -> nn.Module:
-        """The wrapped ``lpips.LPIPS`` network."""
-        return self._model[0]
-
-    @staticmethod
-    def _load_trunk(model: nn.Module, net: str, weights: str, override: str) -> str:
-        what = {"alex": "LPIPS AlexNet trunk", "vgg": "LPIPS VGG16 trunk"}[net]
-        if weights == "random":
-            warn_random(what)
-            return "random"
-        path = resolve_pretrained(what, _trunk_url(net), override, weights)
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        # lpips splits torchvision's `features` into slice1..5 keeping the original layer indices as names.
-        target = {}
-        for key in model.net.state_dict():
-            _slice, index, param = key.split(".")
-            source = f"features.{index}.{param}"
-            if source not in state:
-                raise WeightsUnavailableError(
-                    f"{path} is not a torchvision {net} state dict (no {source!r}); pass the file torchvision "
-                    f"downloads ({_trunk_url(net).rsplit('/', 1)[-1]}) or {override}=random"
-                )
-            target[key] = state[source]
-        model.net.load_state_dict(target, strict=True)
-        return str(path)
-
-    def _apply(self, fn, recurse: bool = True):
-        # .to(device) / .cuda() / .double() reach the hidden network too.
-        self._model[0]._apply(fn)
-        return super()._apply(fn, recurse)
-
-    def train(self, mode: bool = True) -> LPIPSMetric:
-        # The calibrated layers use dropout: the metric must stay in eval mode whatever its parent does.
-        super().train(mode)
-        self._model[0].eval()
-        return self
-
-    def forward(self, pred: Tensor, target: Tensor) -> Tensor:
-        with torch.no_grad():
-            return self._model[0](pred.float(), target.float(), normalize=False).flatten()
-
-    def extra_repr(self) -> str:
-        return f"net={self.net_name!r}, version='0.1', weights={self.weights_used!r}"
-
-
-def build_lpips(
-    lpips: bool | str | LPIPSMetric | None,
-    net: str = "alex",
-    backbone_weights: str = "imagenet",
-    override: str = "lpips.backbone_weights",
-) -> LPIPSMetric | None:
-    """``True`` -> an :class:`LPIPSMetric` (errors propagate); ``"auto"`` -> one if the trunk weights can be had,
-    else ``None`` with a warning; ``False``/``None`` -> ``None``; an instance is returned as is."""
-    if isinstance(lpips, LPIPSMetric):
-        return lpips
-    if lpips is None or lpips is False or (isinstance(lpips, str) and lpips.lower() in ("false", "none", "off")):
-        return None
-    if isinstance(lpips, str) and lpips.lower() == "auto":
-        try:
-            return LPIPSMetric(net, backbone_weights, override)
-        except WeightsUnavailableError as err:
-            warnings.warn(f"LPIPS disabled (lpips='auto'): {err}", stacklevel=3)
-            return None
-    if lpips is True or (isinstance(lpips, str) and lpips.lower() == "true"):
-        return LPIPSMetric(net, backbone_weights, override)
-    raise ValueError(f"lpips must be true, false, 'auto' or an LPIPSMetric, got {lpips!r}")
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# the aggregate metric
 
 
 class InpaintingMetrics(Metric):
@@ -601,205 +287,3 @@ class InpaintingMetrics(Metric):
             "package_version": lpips_package_version(),
             "backbone": lp.weights_used,
         }
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# FID and KID
-
-
-# torch-fidelity's Inception v3 (the TensorFlow FID network converted to PyTorch), which torchmetrics' FID and KID
-# load; torch.hub caches it under this file name.
-INCEPTION_WEIGHTS_URL = (
-    "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/weights-inception-2015-12-05-6726825d.pth"
-)
-INCEPTION_WEIGHTS_FILE = INCEPTION_WEIGHTS_URL.rsplit("/", 1)[-1]
-
-
-def inception_weights_path() -> Path:
-    """Where torchmetrics / torch-fidelity look for the Inception weights: ``$TORCH_HOME/hub/checkpoints/<file>``."""
-    from dmfn_lightning.weights import torch_hub_checkpoint_dir
-
-    return torch_hub_checkpoint_dir() / INCEPTION_WEIGHTS_FILE
-
-
-def _torch_fidelity_available() -> bool:
-    from torchmetrics.utilities.imports import _TORCH_FIDELITY_AVAILABLE
-
-    return bool(_TORCH_FIDELITY_AVAILABLE)
-
-
-def inception_feature_extractor(
-    weights: str = "auto", override: str = "metrics.inception_weights"
-) -> tuple[nn.Module, str]:
-    """torchmetrics' Inception v3 (2048-d pool features) and the path of the weights it loaded.
-
-    ``weights``: ``"auto"`` (torch-fidelity's file in torch.hub's cache, downloaded once when the network allows and
-    ``DMFN_OFFLINE`` is unset) or a path to that file. Raises :class:`FeatureExtractorUnavailableError` with a
-    one-line message saying where to put the file (and to install ``torch-fidelity`` when it is missing).
-    """
-    have_fidelity = _torch_fidelity_available()
-    install = "install torch-fidelity (pip install torch-fidelity), which torchmetrics' Inception v3 needs"
-    where = (
-        f"put {INCEPTION_WEIGHTS_FILE} (from {INCEPTION_WEIGHTS_URL}) into {inception_weights_path().parent}/ "
-        f"(torch.hub's cache, as torchmetrics/torch-fidelity expect) or set "
-        f"{override}=/path/to/{INCEPTION_WEIGHTS_FILE}"
-    )
-    if weights == "auto":
-        path = inception_weights_path()
-        if not path.is_file():
-            if not have_fidelity:
-                # No download without the package that would use it.
-                raise FeatureExtractorUnavailableError(f"Inception weights not found: {where}; also {install}")
-            try:
-                path = resolve_pretrained("FID/KID Inception v3", INCEPTION_WEIGHTS_URL, override, "imagenet")
-            except WeightsUnavailableError as err:
-                raise FeatureExtractorUnavailableError(f"Inception weights not found: {where}") from err
-    else:
-        path = Path(weights).expanduser()
-        if not path.is_file():
-            raise FeatureExtractorUnavailableError(f"{override}={weights}: no such file; {where}")
-    if not have_fidelity:
-        raise FeatureExtractorUnavailableError(f"the Inception weights are at {path}, but {install}")
-    from torchmetrics.image.fid import NoTrainInceptionV3
-
-    network = NoTrainInceptionV3(
-        name="inception-v3-compat", features_list=["2048"], feature_extractor_weights_path=str(path)
-    )
-    return network, str(path)
-
-
-class _Precomputed(nn.Module):
-    """The "feature extractor" torchmetrics gets: features are computed once outside and shared by FID and KID."""
-
-    def __init__(self, num_features: int) -> None:
-        super().__init__()
-        self.num_features = int(num_features)
-
-    def forward(self, features: Tensor) -> Tensor:
-        return features
-
-
-def _count_features(extractor: nn.Module) -> int:
-    num = getattr(extractor, "num_features", None)
-    if isinstance(num, int):
-        return num
-    if isinstance(num, Tensor):
-        return int(num.item())
-    if isinstance(extractor, nn.Module) and hasattr(extractor, "features_list"):  # torchmetrics' Inception
-        return int(extractor.features_list[0])
-    # As torchmetrics does for a custom module: one probe image.
-    device = next((p.device for p in extractor.parameters()), torch.device("cpu"))
-    with torch.no_grad():
-        probe = torch.randint(0, 256, (1, 3, 64, 64), dtype=torch.uint8, device=device)
-        return int(extractor(probe).reshape(1, -1).shape[1])
-
-
-class DistributionMetrics(nn.Module):
-    """FID and KID (torchmetrics ``FrechetInceptionDistance`` / ``KernelInceptionDistance``) over a whole test set.
-
-    ``update(output, target)`` takes composited outputs and ground truths ``[B, 3, H, W]`` in [-1, 1]; both are
-    quantised to uint8 (as for every other metric) and passed once through the feature extractor, whose features
-    feed both torchmetrics metrics (ground truth = real, outputs = fake). ``compute()`` returns ``{"fid", "kid",
-    "kid_std"}`` (those enabled; ``None`` with fewer than 2 images).
-
-    Args:
-        fid, kid: which to compute.
-        feature: a feature extractor ``uint8 [B, 3, H, W] -> [B, d]`` (e.g. a small random network in tests); default
-            torchmetrics' Inception v3 (2048-d pool features, torch-fidelity's weights), see
-            :func:`inception_feature_extractor`.
-        weights: Inception weights for the default extractor: ``"auto"`` or a file path.
-        kid_subsets, kid_subset_size: KID's subsets; the subset size is clamped to the number of images.
-        seed: KID draws its subsets from a generator seeded with this, so two evaluations agree.
-    """
-
-    def __init__(
-        self,
-        fid: bool = True,
-        kid: bool = True,
-        feature: nn.Module | None = None,
-        weights: str = "auto",
-        kid_subsets: int = 100,
-        kid_subset_size: int = 1000,
-        seed: int = 0,
-        override: str = "metrics.inception_weights",
-    ) -> None:
-        super().__init__()
-        from torchmetrics.image.fid import FrechetInceptionDistance
-        from torchmetrics.image.kid import KernelInceptionDistance
-
-        if not (fid or kid):
-            raise ValueError("DistributionMetrics needs fid or kid")
-        if feature is None:
-            feature, source = inception_feature_extractor(weights, override)
-            self.extractor_name = "Inception v3 (torchmetrics NoTrainInceptionV3, torch-fidelity's FID network)"
-        else:
-            source = "custom"
-            self.extractor_name = f"custom: {type(feature).__name__}"
-        self.weights_source = source
-        self.extractor = feature.eval().requires_grad_(False)
-        self.num_features = _count_features(feature)
-        self.fid = FrechetInceptionDistance(feature=_Precomputed(self.num_features)) if fid else None
-        self.kid = None
-        if kid:
-            with warnings.catch_warnings():
-                # "will save all extracted features in buffer": 2048 floats per image is what KID needs.
-                warnings.filterwarnings("ignore", message=".*save all extracted features.*")
-                self.kid = KernelInceptionDistance(
-                    feature=_Precomputed(self.num_features), subsets=int(kid_subsets), subset_size=int(kid_subset_size)
-                )
-        self.kid_subset_size = int(kid_subset_size)
-        self.seed = int(seed)
-        self.count = 0
-
-    def train(self, mode: bool = True) -> DistributionMetrics:
-        super().train(mode)
-        self.extractor.eval()
-        return self
-
-    @torch.no_grad()
-    def update(self, output: Tensor, target: Tensor) -> None:
-        if output.shape[0] == 0:
-            return
-        fake = quantize(output).to(torch.uint8)
-        real = quantize(target).to(torch.uint8)
-        features_fake = self.extractor(fake).reshape(fake.shape[0], -1).float()
-        features_real = self.extractor(real).reshape(real.shape[0], -1).float()
-        for metric in (self.fid, self.kid):
-            if metric is not None:
-                metric.update(features_real, real=True)
-                metric.update(features_fake, real=False)
-        self.count += int(output.shape[0])
-
-    def compute(self) -> dict[str, float | None]:
-        out: dict[str, float | None] = {}
-        enough = self.count >= 2  # a covariance needs two images
-        if self.fid is not None:
-            out["fid"] = float(self.fid.compute()) if enough else None
-        if self.kid is not None:
-            if enough:
-                self.kid.subset_size = min(self.kid_subset_size, self.count)
-                # KID draws its subsets with torch.randperm from the global generator: fork it, seeded.
-                with torch.random.fork_rng(devices=[]):
-                    torch.manual_seed(self.seed)
-                    mean, std = self.kid.compute()
-                out["kid"], out["kid_std"] = float(mean), float(std)
-            else:
-                out["kid"] = out["kid_std"] = None
-        return out
-
-    def describe(self) -> dict[str, Any]:
-        """The feature extractor, its weights and the KID settings, for reports."""
-        info: dict[str, Any] = {
-            "metrics": [n for n, m in (("fid", self.fid), ("kid", self.kid)) if m is not None],
-            "feature_extractor": self.extractor_name,
-            "num_features": self.num_features,
-            "weights": self.weights_source,
-            "images": "composited outputs (fake) vs ground truths (real), uint8 [0, 255], over the whole test set",
-        }
-        if self.kid is not None:
-            info["kid_subsets"] = int(self.kid.subsets)
-            info["kid_subset_size"] = min(self.kid_subset_size, self.count) if self.count else self.kid_subset_size
-            info["kid_seed"] = self.seed
-        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
-            info["torchmetrics_version"] = importlib.metadata.version("torchmetrics")
-        return info

@@ -18,8 +18,10 @@ from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
 
 from dmfn_lightning.ema import EMA
-from dmfn_lightning.errors import DivergenceError
-from dmfn_lightning.models import DMFNGenerator, GlobalLocalDiscriminator, VGG19Features, crop_local
+from dmfn_lightning.engine import run_generator
+from dmfn_lightning.errors import CheckpointError, DivergenceError
+from dmfn_lightning.metrics import InpaintingMetrics
+from dmfn_lightning.models import DMFNGenerator, GlobalLocalDiscriminator, VGG19Features, crop_local, safe_load
 
 # The frozen VGG19 (and the EMA copy) are in eval mode on purpose; Lightning's generic warning about it is noise.
 warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode", category=UserWarning)
@@ -146,8 +148,6 @@ class DMFNModule(pl.LightningModule):
         trained with random VGG19 features is rebuilt with random ones (the frozen VGG19 is not in checkpoints).
         Checkpoints are read with ``weights_only=True``: an unsafe or foreign file is refused with the reason.
         """
-        from dmfn_lightning.models.io import CheckpointError, safe_load
-
         checkpoint = safe_load(checkpoint_path, map_location=map_location or "cpu")
         config = (checkpoint.get("hyper_parameters") or {}).get("config") if isinstance(checkpoint, dict) else None
         if not config and isinstance(checkpoint, dict):
@@ -179,8 +179,6 @@ class DMFNModule(pl.LightningModule):
 
     def setup(self, stage: str) -> None:
         if self.val_metrics is None:
-            from dmfn_lightning.metrics import InpaintingMetrics
-
             # Held in a plain list so the metric (and any LPIPS backbone) is not a registered submodule:
             # checkpoints stay small and loadable whatever the metric's weights.
             self.val_metrics = [InpaintingMetrics(lpips=self.val_lpips).to(self.device)]
@@ -339,12 +337,14 @@ class DMFNModule(pl.LightningModule):
 
     # ------------------------------------------------------------- validation
     @torch.no_grad()
-    def inpaint_batch(self, batch: Mapping[str, Tensor]) -> Tensor:
+    def complete(self, batch: Mapping[str, Tensor]) -> Tensor:
+        """``I_out`` (eq. 1) of the evaluation generator (the EMA copy when enabled) for a batch, through the
+        inference engine that the CLI, the web app and ``evaluate`` also use."""
         image, mask, _ = self._prepare(batch)
-        return self.eval_generator.inpaint(image, mask)
+        return run_generator(self.eval_generator, image, mask)
 
     def _evaluation_step(self, batch: Mapping[str, Tensor], stage: str) -> None:
-        output = self.inpaint_batch(batch)
+        output = self.complete(batch)
         image, mask = batch["image"], batch["mask"]
         metrics = self.val_metrics[0]
         if metrics.device != output.device:

@@ -24,10 +24,11 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.loggers import WandbLogger
 from pytorch_lightning.utilities.exceptions import SIGTERMException
+from torchvision.utils import save_image
 
-from dmfn_lightning.callbacks import AtomicCheckpointIO
+from dmfn_lightning.callbacks import AtomicCheckpointIO, panel_rows
 from dmfn_lightning.config import compose, config_dir
-from dmfn_lightning.errors import ConfigError, exit_on_user_error
+from dmfn_lightning.errors import ConfigError, DataError, exit_on_user_error
 from dmfn_lightning.models.io import (
     CheckpointError,
     export_generator,
@@ -195,8 +196,6 @@ def print_summary(cfg: DictConfig, module, datamodule, run_dir: Path) -> None:
 
 def setup_datamodule(cfg: DictConfig, stage: str = "fit"):
     """Instantiate and set up the data module now: a missing folder must cost seconds, not a built model."""
-    from dmfn_lightning.data.datasets import DataError
-
     datamodule = instantiate(cfg.data)
     try:
         datamodule.prepare_data()
@@ -279,15 +278,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 @torch.no_grad()
 def inpaint_validation_images(module, datamodule, out_dir: Path) -> Path:
     """Write ``masked | output | ground truth`` PNGs for every validation image (the demo's last stage)."""
-    from torchvision.utils import save_image
-
-    from dmfn_lightning.callbacks import panel_rows
-
     out_dir.mkdir(parents=True, exist_ok=True)
     module.eval()
     for batch in datamodule.val_dataloader():
         batch = {k: v.to(module.device) if torch.is_tensor(v) else v for k, v in batch.items()}
-        output = module.inpaint_batch(batch).float()
+        output = module.complete(batch).float()
         rows = panel_rows(batch["image"], batch["mask"], output).unflatten(0, (-1, 3))
         for index, row in zip(batch["index"].tolist(), rows):
             save_image(row, out_dir / f"val_{index:03d}.png", nrow=3, padding=2)

@@ -2,9 +2,8 @@
 
 Preprocessing follows the released DMFN loader: a square crop of side min(H, W) (random position for training,
 centred for evaluation and for faces; ``crop="released"`` reproduces the loader's non-square crop), bicubic resize
-to ``image_size`` with PIL, then ``x / 127.5 - 1``. Every image is decoded to 8-bit RGB whatever its mode:
-grayscale, palette, RGBA/LA (composited on white), CMYK, 16-bit and 32-bit integer images (rescaled, not clipped);
-the EXIF orientation is applied first.
+to ``image_size`` with PIL, then ``x / 127.5 - 1``. Finding the files is :mod:`dmfn_lightning.data.files`, decoding
+them to 8-bit RGB (any mode, EXIF orientation applied) :mod:`dmfn_lightning.decode`; both are re-exported here.
 
 Bad files (undecodable, truncated, too small for the crop) follow ``on_bad_image``: ``"raise"`` stops with a
 :class:`DataError` naming the file and the problem; ``"skip"`` warns with the path, counts it (the count is shared
@@ -21,20 +20,26 @@ a stream and epochs differ; with ``num_workers=0`` the single stream continues a
 from __future__ import annotations
 
 import os
-import re
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image
 from torch.utils.data import Dataset, default_collate, get_worker_info
 
+from dmfn_lightning.data.files import (
+    IMAGE_EXTENSIONS,
+    ImageSource,
+    list_images,
+    read_file_list,
+    resolve_list_path,
+)
+from dmfn_lightning.data.files import PACKAGE_LIST_PREFIX as PACKAGE_LIST_PREFIX
 from dmfn_lightning.data.masks import CenterMask, MaskGenerator
+from dmfn_lightning.decode import load_rgb, read_size, to_rgb
 from dmfn_lightning.errors import DataError
 
 __all__ = [
@@ -52,262 +57,8 @@ __all__ = [
     "to_rgb",
 ]
 
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"})
-PACKAGE_LIST_PREFIX = "pkg:"
-_ALPHA_BACKGROUND = (255, 255, 255)
 _EVAL_STREAM = 0x45564C  # mixed into evaluation seeds so they never coincide with a training stream
 _TRAIN_STREAM = 0x54524E
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# finding files
-
-
-def resolve_list_path(path: str | os.PathLike) -> Path:
-    """A list file path; ``pkg:<name>`` names a list shipped in ``dmfn_lightning/data/lists/``."""
-    text = str(path)
-    if text.startswith(PACKAGE_LIST_PREFIX):
-        name = text[len(PACKAGE_LIST_PREFIX) :]
-        resource = resources.files("dmfn_lightning.data").joinpath("lists", name)
-        if not resource.is_file():
-            shipped = sorted(p.name for p in resources.files("dmfn_lightning.data").joinpath("lists").iterdir())
-            raise DataError(f"{text}: no such packaged file list (shipped: {', '.join(shipped)})")
-        return Path(str(resource))
-    return Path(text).expanduser()
-
-
-def _absolute(path: str | os.PathLike) -> Path:
-    try:  # follows Hydra's original working directory when Hydra changed it
-        from hydra.utils import to_absolute_path
-
-        return Path(to_absolute_path(str(Path(path).expanduser())))
-    except Exception:  # pragma: no cover - hydra missing or not usable
-        return Path(path).expanduser().resolve()
-
-
-def read_file_list(list_path: str | os.PathLike, root: str | os.PathLike | None = None) -> list[Path]:
-    """Paths named by a text file: one per line, ``#`` comments and blank lines ignored, relative paths resolved
-    against ``root`` (default: the list's folder). Raises :class:`DataError` naming missing files."""
-    path = resolve_list_path(list_path)
-    if not path.is_file():
-        raise DataError(f"{path}: file list does not exist")
-    base = Path(root).expanduser() if root is not None else path.parent
-    entries = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        entry = Path(line).expanduser()
-        entries.append(entry if entry.is_absolute() else base / entry)
-    if not entries:
-        raise DataError(f"{path}: file list is empty")
-    missing = [p for p in entries if not p.is_file()]
-    if missing:
-        shown = ", ".join(str(p) for p in missing[:5])
-        more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
-        raise DataError(
-            f"{path}: {len(missing)} of {len(entries)} listed files do not exist (resolved against {base}): "
-            f"{shown}{more}"
-        )
-    return entries
-
-
-_TRAILING_NUMBER = re.compile(r"(\d+)$")
-
-
-def _file_number(path: Path) -> int | None:
-    match = _TRAILING_NUMBER.search(path.stem)
-    return int(match.group(1)) if match else None
-
-
-@dataclass
-class ImageSource:
-    """Where one split's images are, and per-split preprocessing overrides.
-
-    Attributes:
-        root: folder searched recursively for images (jpg, jpeg, png, webp, bmp, tif, tiff, any case), or the root
-            relative ``list`` entries are resolved against. Relative roots are resolved against the data module's
-            ``root`` when given, else the working directory.
-        list: text file with one image path per line (``pkg:<name>`` = a list shipped with the package).
-        files: explicit paths (used by the demo data).
-        number_range: keep files whose name ends in a number within ``[low, high]`` (inclusive), e.g. FFHQ's test
-            split ``[60000, 69999]`` or Places365 ``Places365_val_00000001.jpg`` .. ``00000100``.
-        limit: keep only the first ``limit`` files (after sorting and filtering).
-        expected_count: if set, the number of files found must be exactly this (a protocol check).
-        length: number of samples per epoch, cycling over the files (default: one per file).
-        crop, scale, hflip, allow_upscale, on_bad_image: override the data module's settings for this split.
-    """
-
-    root: str | None = None
-    list: str | None = None
-    files: Sequence[str] | None = None
-    number_range: Sequence[int] | None = None
-    limit: int | None = None
-    expected_count: int | None = None
-    length: int | None = None
-    crop: str | None = None
-    scale: Sequence[float] | None = None
-    hflip: float | None = None
-    allow_upscale: bool | None = None
-    on_bad_image: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict, repr=False)
-
-    @classmethod
-    def from_spec(cls, spec: Any) -> ImageSource:
-        """From an ``ImageSource``, a folder path, or a mapping (``dict`` / ``DictConfig``) of the attributes."""
-        if isinstance(spec, ImageSource):
-            return spec
-        if isinstance(spec, str | os.PathLike):
-            return cls(root=str(spec))
-        try:
-            from omegaconf import DictConfig, OmegaConf
-
-            if isinstance(spec, DictConfig):
-                spec = OmegaConf.to_container(spec, resolve=True)
-        except ImportError:  # pragma: no cover
-            pass
-        if not isinstance(spec, Mapping):
-            raise DataError(f"a dataset source must be a folder path or a mapping, got {spec!r}")
-        names = {f.name for f in fields(cls)} - {"extra"}
-        unknown = set(spec) - names
-        if unknown:
-            raise DataError(f"unknown dataset source keys {sorted(unknown)}; valid keys: {sorted(names)}")
-        values = dict(spec)
-        for key in ("files", "number_range", "scale"):
-            if values.get(key) is not None:
-                values[key] = list(values[key])
-        return cls(**values)
-
-    def with_root(self, base: str | os.PathLike | None) -> ImageSource:
-        """A copy whose relative ``root`` is joined to ``base``."""
-        if base is None:
-            return self
-        root = Path(base) / self.root if self.root is not None else Path(base)
-        copy = ImageSource(**{f.name: getattr(self, f.name) for f in fields(self)})
-        copy.root = str(root)
-        return copy
-
-    def describe(self) -> str:
-        if self.files is not None:
-            names = [Path(f).stem for f in self.files]
-            return f"files [{', '.join(names[:4])}{', ...' if len(names) > 4 else ''}]"
-        return str(self.list or self.root)
-
-
-def _walk_images(root: Path) -> list[Path]:
-    """Image files under ``root`` (recursive, following symlinked folders, skipping hidden files), sorted.
-
-    ``os.walk`` reuses the directory entries' types, so a 1.8M-file tree (Places2) costs no stat per file.
-    """
-    found = []
-    for folder, dirs, names in os.walk(root, followlinks=True):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        found.extend(
-            os.path.join(folder, n)
-            for n in names
-            if not n.startswith(".") and os.path.splitext(n)[1].lower() in IMAGE_EXTENSIONS
-        )
-    return [Path(p) for p in sorted(found)]
-
-
-def list_images(source: ImageSource | str | Mapping) -> list[Path]:
-    """The sorted image paths of a source. Raises :class:`DataError` for a missing root, a list naming missing
-    files, an empty result or a count that differs from ``expected_count``."""
-    source = ImageSource.from_spec(source)
-    if source.files is not None:
-        files = [Path(f).expanduser() for f in source.files]
-        missing = [p for p in files if not p.is_file()]
-        if missing:
-            raise DataError(f"{missing[0]}: image file does not exist ({len(missing)} missing)")
-        where = "the explicit file list"
-    elif source.list is not None:
-        files = read_file_list(source.list, _absolute(source.root) if source.root is not None else None)
-        where = str(resolve_list_path(source.list))
-    elif source.root is not None:
-        root = _absolute(source.root)
-        if not root.exists():
-            raise DataError(f"{root}: image folder does not exist")
-        if not root.is_dir():
-            raise DataError(f"{root}: not a folder (give a list file with `list:` instead)")
-        files = _walk_images(root)
-        where = str(root)
-        if not files:
-            raise DataError(f"{root}: no images found (searched recursively for {', '.join(sorted(IMAGE_EXTENSIONS))})")
-    else:
-        raise DataError("a dataset source needs `root`, `list` or `files`")
-
-    if source.number_range is not None:
-        lo, hi = (int(v) for v in source.number_range)
-        files = [p for p in files if (n := _file_number(p)) is not None and lo <= n <= hi]
-        if not files:
-            raise DataError(f"{where}: no image whose file name ends in a number within [{lo}, {hi}]")
-    if source.limit is not None:
-        files = files[: int(source.limit)]
-    if source.expected_count is not None and len(files) != int(source.expected_count):
-        raise DataError(
-            f"{where}: found {len(files)} images but this split must have exactly {source.expected_count} "
-            "(incomplete download or wrong layout? see the README's dataset section; override "
-            "`expected_count: null` to accept)"
-        )
-    return files
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# decoding
-
-
-def to_rgb(img: Image.Image) -> Image.Image:
-    mode = img.mode
-    if mode.startswith("I;16") or mode in ("I", "F"):
-        arr = np.asarray(img)
-        if mode == "F":
-            arr = arr.astype(np.float64)
-            top = 1.0 if arr.size and float(np.nanmax(arr)) <= 1.0 else 255.0
-        elif mode.startswith("I;16"):
-            top = 65535.0
-        else:  # 32-bit integer: Pillow's mode for 16-bit grayscale PNGs in some versions
-            peak = int(arr.max()) if arr.size else 0
-            top = 255.0 if peak <= 255 else 65535.0 if peak <= 65535 else float(2**32 - 1)
-        scaled = np.clip(np.nan_to_num(arr.astype(np.float64)) / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
-        return Image.fromarray(scaled, mode="L").convert("RGB")
-    if mode in ("RGBA", "LA", "La", "RGBa", "PA") or (mode in ("P", "L", "RGB") and "transparency" in img.info):
-        rgba = img.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (*_ALPHA_BACKGROUND, 255))
-        return Image.alpha_composite(background, rgba).convert("RGB")
-    if mode != "RGB":
-        return img.convert("RGB")
-    return img
-
-
-def load_rgb(path: str | os.PathLike) -> Image.Image:
-    """Decode ``path`` fully to an 8-bit RGB image with its EXIF orientation applied.
-
-    Raises :class:`DataError` naming the path when the file cannot be decoded (including truncated files).
-    """
-    try:
-        with Image.open(path) as img:
-            img.load()
-            img = ImageOps.exif_transpose(img)
-            return to_rgb(img)
-    except (OSError, UnidentifiedImageError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
-        raise DataError(f"{path}: cannot decode image ({type(err).__name__}: {err})") from err
-
-
-def read_size(path: str | os.PathLike) -> tuple[int, int]:
-    """(width, height) from the header only, after the EXIF orientation. Raises :class:`DataError`."""
-    try:
-        with Image.open(path) as img:
-            width, height = img.size
-            orientation = img.getexif().get(0x0112, 1)
-    except (OSError, UnidentifiedImageError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
-        raise DataError(f"{path}: cannot read image header ({type(err).__name__}: {err})") from err
-    if orientation in (5, 6, 7, 8):
-        width, height = height, width
-    return width, height
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# dataset
 
 
 def collate_samples(samples: Sequence[dict | None]) -> dict[str, Any]:

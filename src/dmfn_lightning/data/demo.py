@@ -20,8 +20,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+from PIL import Image
+
 from dmfn_lightning.data.datamodule import DMFNDataModule
 from dmfn_lightning.data.datasets import DataError
+from dmfn_lightning.data.masks import FreeFormMask
 
 __all__ = ["DEMO_PHOTOS", "TRAIN_PHOTOS", "VAL_PHOTOS", "DemoDataModule", "demo_photo_paths"]
 
@@ -79,7 +83,6 @@ def demo_photo_paths(names: Sequence[str]) -> list[Path]:
 
 
 def _export(name: str, function: str, path: Path) -> Path:
-    import numpy as np
     import skimage.data
     from PIL import Image
 
@@ -165,11 +168,6 @@ def export_heldout_photos(out_dir: str | os.PathLike, short_side: int = 160, see
     ``<out_dir>/images/<name>.png`` is the photo resized so its short side is ``short_side``;
     ``<out_dir>/masks/<name>.png`` is its mask (white = hole). This is the input of the demo's inpainting stage.
     """
-    import numpy as np
-    from PIL import Image
-
-    from dmfn_lightning.data.masks import FreeFormMask
-
     images_dir, masks_dir = Path(out_dir) / "images", Path(out_dir) / "masks"
     images_dir.mkdir(parents=True, exist_ok=True)
     masks_dir.mkdir(parents=True, exist_ok=True)

@@ -28,8 +28,9 @@ class DMFNGenerator(nn.Module):
     """Encoder (H -> H/4), ``num_blocks`` dense multi-scale fusion blocks, decoder (H/4 -> H), tanh output.
 
     ``forward`` takes the 4-channel input ``cat([image * (1 - mask), mask])`` and returns the raw prediction in
-    [-1, 1]; :meth:`inpaint` builds that input and composites the prediction into the known pixels (eq. 1's
-    ``I_out``). Any height and width divisible by 4 work.
+    [-1, 1]; :meth:`make_input` builds that input and :meth:`composite` puts the prediction into the known pixels
+    (eq. 1's ``I_out``), both used by :func:`dmfn_lightning.engine.run_generator`. Any height and width divisible
+    by 4 work.
     """
 
     def __init__(self, block: str = "dmfb", num_blocks: int = 8, base_channels: int = 64) -> None:
@@ -70,7 +71,3 @@ class DMFNGenerator(nn.Module):
     def composite(prediction: Tensor, image: Tensor, mask: Tensor) -> Tensor:
         """Keep the known pixels of ``image`` and take the hole from ``prediction``."""
         return mask * prediction + (1 - mask) * image
-
-    def inpaint(self, image: Tensor, mask: Tensor) -> Tensor:
-        """Fill the holes (``mask == 1``) of ``image`` ([N, 3, H, W] in [-1, 1]); returns the composited image."""
-        return self.composite(self(self.make_input(image, mask)), image, mask)
