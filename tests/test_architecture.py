@@ -147,3 +147,16 @@ def test_the_package_imports_its_own_modules_at_the_top():
 def test_a_late_import_would_be_found():
     source = "import os\n\ndef f():\n    from dmfn_lightning.errors import DMFNError\n    import dmfn_lightning\n"
     assert _local_package_imports(source) == [4, 5]
+
+
+def test_generator_entry_points_share_their_model_options():
+    from dmfn_lightning import app, export, inpaint
+    from dmfn_lightning.cli_options import CHECKPOINT_KINDS
+
+    helps: dict[str, set[str]] = {}
+    for cli in (app, export, inpaint):
+        for action in cli.build_parser()._actions:
+            for flag in set(action.option_strings) & {"--checkpoint", "--precision", "--no-ema"}:
+                helps.setdefault(flag, set()).add(action.help.split(";")[0])
+    assert helps["--checkpoint"] == {CHECKPOINT_KINDS}
+    assert len(helps["--precision"]) == 1 and len(helps["--no-ema"]) == 1

@@ -222,3 +222,21 @@ def test_results_markdown_keeps_each_devices_block(tmp_path):
 
     assert run.main(["--from-json", str(tmp_path / "results.json"), "--output", str(tmp_path / "results.md")]) == 0
     assert (tmp_path / "results.md").read_text() == merge(legacy, "cuda", render_block(gpu))
+
+
+def test_checkerboard_score_sees_a_2x2_pattern_only():
+    import torch
+
+    from benchmarks.checkerboard import phase_deviation
+
+    mask = torch.zeros(1, 1, 8, 8)
+    mask[..., 2:6, 2:6] = 1
+    grid = torch.zeros(1, 3, 8, 8)
+    grid[..., ::2, ::2] = 0.4  # one phase of four brighter: deviations 0.3, 0.1, 0.1, 0.1
+    ramp = torch.linspace(-1, 1, 8).expand(1, 3, 8, 8).clone()
+    s, n = phase_deviation(grid, mask)
+    assert n == 4 * 3 and s / n == pytest.approx(0.15)
+    s, n = phase_deviation(ramp, mask)
+    assert s / n == pytest.approx(1 / 7, rel=1e-5)  # a ramp's neighbours differ by its slope, not by a grid
+    grid[..., 0:2, 0:2] = 5  # outside the hole: ignored
+    assert phase_deviation(grid, mask)[0] / n == pytest.approx(0.15)

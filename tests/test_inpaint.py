@@ -802,7 +802,7 @@ def test_cli_strategy_reaches_the_generator(generator_file, monkeypatch, tmp_pat
     [
         (["--strategy", "tiles"], "--strategy must be one of full, resize, crop, got 'tiles'"),
         (["--strategy", "full", "--working-size", "512"], "--working-size 512 needs --strategy resize or crop"),
-        (["--strategy", "crop", "--crop-margin", "-3"], "--crop-margin must be at least 0 (pixels), got -3"),
+        (["--strategy", "crop", "--crop-margin", "-3"], "--crop-margin must be a whole number of pixels >= 0, got -3"),
         (["--crop-margin", "64"], "--crop-margin 64 applies to --strategy crop only, not full"),
     ],
 )

@@ -49,9 +49,10 @@ from dmfn_lightning.app_request import (
     brush_hole,
     inpaint_request,
 )
+from dmfn_lightning.cli_options import add_checkpoint, add_device, add_precision
 from dmfn_lightning.errors import DMFNError, exit_on_user_error
 from dmfn_lightning.hd import DEFAULT_CROP_MARGIN
-from dmfn_lightning.inpainting import PRECISIONS, check_output_folder, resolve_device
+from dmfn_lightning.inpainting import check_output_folder, resolve_device
 from dmfn_lightning.models import CheckpointError, load_generator
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -112,15 +113,13 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=CHECKPOINT_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument(
-        "--checkpoint",
-        help="generator file (generator.pt from training or dmfn_lightning.export), a DMFNModule .ckpt or the "
-        "authors' released weights; default: the newest outputs/demo/**/generator.pt (from `make demo`)",
+    add_checkpoint(
+        parser, required=False, default_note="; default: the newest outputs/demo/**/generator.pt (from `make demo`)"
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, loopback)")
     parser.add_argument("--port", type=int, default=7860, help="port (default: 7860)")
-    parser.add_argument("--device", default="auto", help="default device in the page: auto, cpu, cuda, cuda:N, mps")
-    parser.add_argument("--precision", default="fp32", choices=list(PRECISIONS), help="default precision")
+    add_device(parser, "the page's default device")
+    add_precision(parser)
     parser.add_argument(
         "--working-size",
         type=_positive_int,

@@ -22,7 +22,7 @@ import numpy as np
 from PIL import Image
 
 from dmfn_lightning.errors import InpaintError, InpaintMemoryError
-from dmfn_lightning.hd import DEFAULT_CROP_MARGIN, STRATEGIES, Window, crop_windows, training_size
+from dmfn_lightning.hd import DEFAULT_CROP_MARGIN, STRATEGIES, Window, check_crop_margin, crop_windows, training_size
 from dmfn_lightning.inpainting import generate_mask, inpaint, load_image, load_mask, resolve_strategy
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -225,9 +225,7 @@ def inpaint_request(
     windows: list[Window] = []
     margin = DEFAULT_CROP_MARGIN  # only the crop strategy reads it
     if strategy == "crop":
-        if isinstance(crop_margin, bool) or not isinstance(crop_margin, int | np.integer) or crop_margin < 0:
-            raise InpaintError(f"The crop margin must be a whole number of pixels >= 0, got {crop_margin!r}.")
-        margin = int(crop_margin)
+        margin = check_crop_margin(crop_margin, "The crop margin")
         windows = crop_windows(hole, margin, training_size(generator))
         largest = max(windows, key=lambda w: w.height * w.width)
         if limit and largest.height * largest.width > limit:

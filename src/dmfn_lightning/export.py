@@ -56,6 +56,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from dmfn_lightning.cli_options import add_checkpoint, add_no_ema
 from dmfn_lightning.errors import ExportError, exit_on_user_error
 from dmfn_lightning.export_formats import (
     DEFAULT_FORMATS,
@@ -258,9 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m dmfn_lightning.export",
         description="Export the DMFN generator to TorchScript / ONNX and check the result against PyTorch.",
     )
-    parser.add_argument(
-        "--checkpoint", required=True, metavar="CKPT", help="Lightning checkpoint, exported generator or released G"
-    )
+    add_checkpoint(parser)
     parser.add_argument("--output", required=True, metavar="DIR", help="output folder (created)")
     parser.add_argument(
         "--format",
@@ -292,7 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--tolerance", type=_tolerance, default=1e-4, help="max |exported - PyTorch|, >= 0 (default 1e-4)"
     )
-    parser.add_argument("--no-ema", action="store_true", help="export the raw generator of a Lightning checkpoint")
+    add_no_ema(parser)
     return parser
 
 

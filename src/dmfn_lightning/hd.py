@@ -25,11 +25,14 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from dmfn_lightning.errors import InpaintError
+
 __all__ = [
     "DEFAULT_CROP_MARGIN",
     "DEFAULT_TRAINING_SIZE",
     "STRATEGIES",
     "Window",
+    "check_crop_margin",
     "crop_windows",
     "hole_boxes",
     "merge_windows",
@@ -71,6 +74,15 @@ class Window(NamedTuple):
             and self.left <= other.right
             and other.left <= self.right
         )
+
+
+def check_crop_margin(crop_margin: Any, name: str = "crop_margin") -> int:
+    """``crop_margin`` as an int, or an :class:`InpaintError` naming it as ``name`` (a CLI flag, a form field)
+    when it is not a whole number of pixels >= 0. Numpy integers pass (a slider, an array of settings); bool,
+    although an int, does not."""
+    if isinstance(crop_margin, bool) or not isinstance(crop_margin, int | np.integer) or crop_margin < 0:
+        raise InpaintError(f"{name} must be a whole number of pixels >= 0, got {crop_margin!r}")
+    return int(crop_margin)
 
 
 def training_size(generator: Any) -> int:

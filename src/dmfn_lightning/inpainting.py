@@ -59,7 +59,7 @@ from dmfn_lightning.devices import (
 )
 from dmfn_lightning.engine import run_generator
 from dmfn_lightning.errors import InpaintError, InpaintMemoryError, NonFiniteOutputError, OutputPathError
-from dmfn_lightning.hd import DEFAULT_CROP_MARGIN, STRATEGIES, Window, crop_windows, training_size
+from dmfn_lightning.hd import DEFAULT_CROP_MARGIN, STRATEGIES, Window, check_crop_margin, crop_windows, training_size
 from dmfn_lightning.holes import HOLE_THRESHOLD
 from dmfn_lightning.image_io import (
     MASK_KINDS,
@@ -71,6 +71,7 @@ from dmfn_lightning.image_io import (
     load_mask,
     save_png,
 )
+from dmfn_lightning.pixels import from_levels, to_uint8
 from dmfn_lightning.sizes import MIN_SIDE, processed_dims, working_dims
 
 __all__ = [
@@ -117,7 +118,7 @@ def inpaint_tensor(
 
     Returns uint8 ``[B, 3, H, W]``: the prediction inside the holes, the input bytes everywhere else.
     """
-    image = image_u8.float().div_(127.5).sub_(1.0)
+    image = from_levels(image_u8)
     mask = hole.float()
     height, width = image.shape[-2:]
     if working_size is None:
@@ -140,7 +141,7 @@ def inpaint_tensor(
             + (f"; with {precision}, also try --precision fp32" if precision != "fp32" else "")
             + "."
         )
-    predicted = ((output.clamp(-1, 1) + 1) * 127.5).round_().to(torch.uint8)
+    predicted = to_uint8(output)
     return torch.where(hole, predicted, image_u8)
 
 
@@ -206,13 +207,6 @@ def resolve_strategy(strategy: str | None, working_size: int | None = None) -> s
     return strategy
 
 
-def _check_crop_margin(crop_margin: Any) -> int:
-    # bool is an int; numpy integers are fine (e.g. from a slider or an array of settings).
-    if isinstance(crop_margin, bool) or not isinstance(crop_margin, int | np.integer) or crop_margin < 0:
-        raise InpaintError(f"crop_margin must be a whole number of pixels >= 0, got {crop_margin!r}")
-    return int(crop_margin)
-
-
 def _check_crop_memory(
     generator: nn.Module,
     windows: Sequence[Sequence[Window]],
@@ -249,7 +243,7 @@ def inpaint_batch(
     """Inpaint several images of the same size in one forward pass (one per window for ``crop``); see
     :func:`inpaint`."""
     strategy = resolve_strategy(strategy, working_size)
-    crop_margin = _check_crop_margin(crop_margin)
+    crop_margin = check_crop_margin(crop_margin)
     if len(images) != len(masks):
         raise InpaintError(f"got {len(images)} images but {len(masks)} masks")
     if not images:

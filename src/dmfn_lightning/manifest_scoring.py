@@ -18,6 +18,7 @@ from dmfn_lightning.evaluation_run import EvaluationRun
 from dmfn_lightning.manifest_dataset import ManifestDataset, mask_size, resolve_images
 from dmfn_lightning.manifest_files import Manifest, read_manifest
 from dmfn_lightning.manifest_masks import materialise
+from dmfn_lightning.pixels import from_rgb_array
 
 __all__ = ["OUTPUT_EXTENSIONS", "score_outputs"]
 
@@ -55,8 +56,7 @@ class _OutputsDataset(Dataset):
                 f"{path}: output is {img.width}x{img.height}, the manifest's pairs are {size}x{size} (outputs are "
                 "compared pixel for pixel; nothing is resized)"
             )
-        arr = torch.from_numpy(np.array(img, dtype=np.uint8, copy=True)).permute(2, 0, 1)
-        sample["output"] = arr.float().div_(127.5).sub_(1.0)
+        sample["output"] = from_rgb_array(np.asarray(img))
         return sample
 
 

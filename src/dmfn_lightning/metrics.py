@@ -74,6 +74,7 @@ from dmfn_lightning.pixel_metrics import (
     psnr_per_image,
     quantize,
 )
+from dmfn_lightning.pixels import from_levels
 from dmfn_lightning.ssim import SSIM_CONVENTIONS, SSIMConvention, ssim_all, ssim_per_image
 
 __all__ = [
@@ -165,7 +166,7 @@ def per_image_metrics(
     all_ssim = ssim_all(pred255, target255)
     values = {"psnr": psnr, "psnr_capped": capped, "mse": mse, "ssim": all_ssim[f"ssim_{ssim}"], **all_ssim}
     if lpips is not None:
-        values["lpips"] = lpips(pred255 / 127.5 - 1.0, target255 / 127.5 - 1.0)
+        values["lpips"] = lpips(from_levels(pred255), from_levels(target255))
     values["l1"], values["l1_hole"] = l1_per_image(pred255 / 255.0, target255 / 255.0, mask)
     values["hole_ratio"] = (mask > 0.5).float().mean(dim=(1, 2, 3))
     return values

@@ -11,6 +11,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from dmfn_lightning.pixels import to_levels
+
 __all__ = [
     "DATA_RANGE",
     "PSNR_CAP",
@@ -35,7 +37,7 @@ def metric_dtype(device: torch.device) -> torch.dtype:
 
 def quantize(x: Tensor) -> Tensor:
     """[-1, 1] images -> float tensor of integer levels in [0, 255] (what an 8-bit PNG stores)."""
-    return ((x.float().clamp(-1.0, 1.0) + 1.0) * 127.5).round_()
+    return to_levels(x)
 
 
 def psnr_from_mse(mse: Tensor, cap: float = PSNR_CAP) -> tuple[Tensor, Tensor]:

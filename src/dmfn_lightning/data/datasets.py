@@ -41,6 +41,7 @@ from dmfn_lightning.data.files import PACKAGE_LIST_PREFIX as PACKAGE_LIST_PREFIX
 from dmfn_lightning.data.masks import CenterMask, MaskGenerator
 from dmfn_lightning.decode import load_rgb, read_size, to_rgb
 from dmfn_lightning.errors import DataError
+from dmfn_lightning.pixels import from_rgb_array
 
 __all__ = [
     "CROPS",
@@ -260,8 +261,7 @@ class ImageDataset(Dataset):
         img = img.crop(box).resize(size, Image.BICUBIC)
         if self.hflip > 0 and rng.random() < self.hflip:
             img = img.transpose(Image.FLIP_LEFT_RIGHT)
-        arr = torch.from_numpy(np.array(img, dtype=np.uint8, copy=True)).permute(2, 0, 1)
-        return arr.float().div_(127.5).sub_(1.0)
+        return from_rgb_array(np.asarray(img))
 
     def _mark_bad(self, file_index: int, err: DataError) -> None:
         first = not bool(self._bad[file_index])

@@ -6,7 +6,10 @@ import torch
 from torch import Tensor, nn
 
 from dmfn_lightning.models.blocks import build_block
-from dmfn_lightning.models.layers import ConvNormAct, UpBlock
+from dmfn_lightning.models.layers import ConvNormAct, UpBlock, bilinear_upsampling_init_
+
+# How the decoder's transposed convolutions start: PyTorch's default (the authors' code) or as bilinear upsampling.
+UPSAMPLE_INITS = ("pytorch", "bilinear")
 
 
 def init_weights(module: nn.Module, std: float = 0.02) -> None:
@@ -31,12 +34,22 @@ class DMFNGenerator(nn.Module):
     [-1, 1]; :meth:`make_input` builds that input and :meth:`composite` puts the prediction into the known pixels
     (eq. 1's ``I_out``), both used by :func:`dmfn_lightning.engine.run_generator`. Any height and width divisible
     by 4 work.
+
+    ``upsample_init="bilinear"`` starts the decoder's two transposed convolutions as bilinear upsampling
+    (:func:`~dmfn_lightning.models.layers.bilinear_upsampling_init_`) instead of PyTorch's default, which the
+    authors' code uses and which draws a 2x2 checkerboard until training removes it; the offline demo uses it.
     """
 
-    def __init__(self, block: str = "dmfb", num_blocks: int = 8, base_channels: int = 64) -> None:
+    def __init__(
+        self, block: str = "dmfb", num_blocks: int = 8, base_channels: int = 64, upsample_init: str = "pytorch"
+    ) -> None:
         super().__init__()
+        if upsample_init not in UPSAMPLE_INITS:
+            raise ValueError(f"upsample_init must be one of {', '.join(UPSAMPLE_INITS)}, got {upsample_init!r}")
         nf = base_channels
         self.config = {"block": block, "num_blocks": num_blocks, "base_channels": base_channels}
+        if upsample_init != "pytorch":  # recorded only when it differs: older files and the released one load as-is
+            self.config["upsample_init"] = upsample_init
         self.encoder = nn.Sequential(
             ConvNormAct(4, nf, 5, norm=False),
             ConvNormAct(nf, 2 * nf, 3, stride=2),
@@ -51,6 +64,10 @@ class DMFNGenerator(nn.Module):
             ConvNormAct(nf, 3, 3, norm=False, act=nn.Tanh()),
         )
         init_weights(self)
+        if upsample_init == "bilinear":
+            for module in self.decoder.modules():
+                if isinstance(module, nn.ConvTranspose2d):
+                    bilinear_upsampling_init_(module)
 
     def forward(self, x: Tensor) -> Tensor:
         if x.dim() != 4 or x.shape[1] != 4:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
+import torch
 from torch import nn
 
 
@@ -41,3 +42,24 @@ class UpBlock(nn.Module):
 
     def forward(self, x):
         return self.conv(self.act(self.norm(self.deconv(x))))
+
+
+def bilinear_upsampling_init_(deconv: nn.ConvTranspose2d) -> None:
+    """Start a stride-2, 4x4 ``ConvTranspose2d`` as a random 1x1 channel mix followed by bilinear 2x upsampling.
+
+    With PyTorch's default initialisation the four output phases of a stride-2 transposed convolution read
+    different kernel taps, so even a flat input comes out as a 2x2 checkerboard (Odena et al., "Deconvolution and
+    Checkerboard Artifacts", Distill 2016); a short training run never removes it. Here every tap is the mix
+    times the separable bilinear kernel ``[1, 3, 3, 1] / 4``, so the phases agree at the start and training only
+    adds what the data asks for (the idea of ICNR, Aitken et al., arXiv:1707.02937). The mix keeps the default
+    initialisation's fan-in scale; the bias keeps its default.
+    """
+    in_channels, out_channels, kh, kw = deconv.weight.shape
+    if deconv.stride != (2, 2) or (kh, kw) != (4, 4):
+        raise ValueError(f"bilinear initialisation needs a 4x4, stride-2 transposed convolution, got {deconv}")
+    taps = torch.tensor([0.25, 0.75, 0.75, 0.25])
+    kernel = taps[:, None] * taps[None, :]
+    bound = (1.0 / in_channels) ** 0.5
+    with torch.no_grad():
+        mix = torch.empty(in_channels, out_channels).uniform_(-bound, bound)
+        deconv.weight.copy_(mix[:, :, None, None] * kernel)
