@@ -163,14 +163,12 @@ def reset_peak_gpu(device: str) -> None:
         torch.cuda.reset_peak_memory_stats()
 
 
-def train_overrides(sizes: Sizes, device: str, plan: Plan, extra: list[str]) -> list[str]:
-    """Hydra overrides of the benchmark's training runs: the default (paper) loss, optimizers and networks, random
-    VGG19 weights (no download; same cost), no logger, checkpoints, panels or validation."""
+def network_and_run_overrides(sizes: Sizes, device: str, max_steps: int) -> list[str]:
+    """The overrides every benchmark training run shares: the default (paper) loss, optimizers and networks at
+    ``sizes``, random VGG19 weights (no download; same cost), ``max_steps`` iterations on ``device``, and no
+    logger, checkpoints, panels, validation or exported files."""
     return [
         "logger=none",
-        f"data.image_size={sizes.image_size}",
-        f"data.batch_size={sizes.batch}",
-        "data.num_workers=0",
         f"model.generator.num_blocks={sizes.num_blocks}",
         f"model.generator.base_channels={sizes.g_channels}",
         f"model.discriminator.base_channels={sizes.d_channels}",
@@ -183,8 +181,7 @@ def train_overrides(sizes: Sizes, device: str, plan: Plan, extra: list[str]) -> 
         "trainer.limit_val_batches=0",
         # cuDNN autotuning is the config default and what a GPU run uses; on CPU it does nothing (kept off as before)
         f"trainer.benchmark={'true' if device == 'cuda' else 'false'}",
-        f"trainer.log_every_n_steps={plan.log_every_n_steps}",
-        f"trainer.max_steps={plan.total}",
+        f"trainer.max_steps={max_steps}",
         f"strategy.accelerator={'gpu' if device == 'cuda' else 'cpu'}",
         "checkpoint.every_n_steps=null",
         # no checkpoint files: Lightning's default ModelCheckpoint would write one at the end of every section
@@ -192,6 +189,17 @@ def train_overrides(sizes: Sizes, device: str, plan: Plan, extra: list[str]) -> 
         "checkpoint.save_top_k=0",
         "export_generator=false",
         "inpaint_val_images=false",
+    ]
+
+
+def train_overrides(sizes: Sizes, device: str, plan: Plan, extra: list[str]) -> list[str]:
+    """Hydra overrides of the benchmark's training runs on the demo data (:func:`network_and_run_overrides`)."""
+    return [
+        f"data.image_size={sizes.image_size}",
+        f"data.batch_size={sizes.batch}",
+        "data.num_workers=0",
+        f"trainer.log_every_n_steps={plan.log_every_n_steps}",
+        *network_and_run_overrides(sizes, device, plan.total),
         *extra,
     ]
 

@@ -47,6 +47,16 @@ MASKS = {
 }
 
 
+def _started_loader(dm, warmup: int):
+    """(seconds to set up ``dm`` and draw ``warmup`` batches, the train iterator after them)."""
+    start = time.perf_counter()
+    dm.setup("fit")
+    iterator = iter(dm.train_dataloader())
+    for _ in range(warmup):
+        next(iterator)
+    return time.perf_counter() - start, iterator
+
+
 def measure_dataloader(
     num_workers: int,
     image_size: int = 256,
@@ -68,12 +78,7 @@ def measure_dataloader(
         train_mask=generator,
         seed=seed,
     )
-    start = time.perf_counter()
-    dm.setup("fit")
-    iterator = iter(dm.train_dataloader())
-    for _ in range(warmup):
-        next(iterator)
-    startup = time.perf_counter() - start
+    startup, iterator = _started_loader(dm, warmup)
     start = time.perf_counter()
     images = 0
     for batch in iterator:
@@ -147,12 +152,7 @@ def measure_folder_loader(
         train_mask=RandomBoxMask(),
         check_headers="none",
     )
-    start = time.perf_counter()
-    dm.setup("fit")
-    iterator = iter(dm.train_dataloader())
-    for _ in range(warmup):
-        next(iterator)
-    startup = time.perf_counter() - start
+    startup, iterator = _started_loader(dm, warmup)
     start = time.perf_counter()
     images = sum(batch["image"].shape[0] for batch in iterator)
     seconds = time.perf_counter() - start

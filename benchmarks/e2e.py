@@ -15,7 +15,14 @@ from typing import Any
 
 import torch
 
-from benchmarks.common import Sizes, compose_train_config, enable_tf32, peak_rss_mib, synchronize
+from benchmarks.common import (
+    Sizes,
+    compose_train_config,
+    enable_tf32,
+    network_and_run_overrides,
+    peak_rss_mib,
+    synchronize,
+)
 
 
 def bench_e2e(
@@ -48,27 +55,8 @@ def bench_e2e(
             f"data.batch_size={sizes.batch}",
             f"data.num_workers={workers}",
             f"data.pin_memory={'true' if device == 'cuda' else 'false'}",
-            "logger=none",
-            f"model.generator.num_blocks={sizes.num_blocks}",
-            f"model.generator.base_channels={sizes.g_channels}",
-            f"model.discriminator.base_channels={sizes.d_channels}",
-            "model.vgg.weights=random",
-            "model.val_lpips=false",
-            "callbacks.image_panels=null",
-            "callbacks.progress_bar=null",
-            "callbacks.ddp_consistency=null",
-            "trainer.enable_progress_bar=false",
-            "trainer.limit_val_batches=0",
-            f"trainer.benchmark={'true' if device == 'cuda' else 'false'}",
             f"trainer.precision={precision}",
-            f"trainer.max_steps={total}",
-            f"strategy.accelerator={'gpu' if device == 'cuda' else 'cpu'}",
-            "checkpoint.every_n_steps=null",
-            # no checkpoint files: Lightning's default ModelCheckpoint would write one at the end of every section
-            "++trainer.enable_checkpointing=false",
-            "checkpoint.save_top_k=0",
-            "export_generator=false",
-            "inpaint_val_images=false",
+            *network_and_run_overrides(sizes, device, total),
         ]
         cfg = compose_train_config(overrides, "e2e")
         pl.seed_everything(0)
