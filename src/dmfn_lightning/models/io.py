@@ -1,6 +1,7 @@
 """Saving and loading generators: our exported file, Lightning checkpoints, and the authors' released weights.
 
-Every loader uses ``torch.load(weights_only=True)`` so a file from a stranger cannot run code, and turns the
+Every loader reads through :func:`~dmfn_lightning.models.torch_files.safe_load` (``torch.load(weights_only=True)``)
+so a file from a stranger cannot run code, and turns the
 ways a file can be wrong (missing, truncated, another block variant, not a generator at all) into one
 :class:`CheckpointError` that names the file and the mismatching keys.
 """
@@ -8,10 +9,7 @@ ways a file can be wrong (missing, truncated, another block variant, not a gener
 from __future__ import annotations
 
 import os
-import pickle
 import re
-import tempfile
-import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -21,6 +19,7 @@ from torch import Tensor, nn
 
 from dmfn_lightning.errors import CheckpointError
 from dmfn_lightning.models.generator import DMFNGenerator
+from dmfn_lightning.models.torch_files import atomic_torch_save, safe_load
 
 EXPORT_FORMAT = "dmfn_lightning.generator"
 EXPORT_VERSION = 1
@@ -31,120 +30,6 @@ _RELEASED_RENAMES = (
     (re.compile(r"^blocks\.(\d+)\.c2\.(weight|bias)$"), r"blocks.\1.fusion.\2"),
     (re.compile(r"^blocks\.(\d+)\.d([1-4])\.(weight|bias)$"), None),  # d_k -> branches.(k-1), below
 )
-
-
-def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
-    """``torch.save`` to a temporary file in the same directory, then rename: a crash mid-write leaves the old
-    file intact."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-# Names of pickled classes that make a file a whole pickled model rather than weights (the modules of torch.nn,
-# Lightning and this package, or a script's own classes).
-_MODEL_GLOBAL = re.compile(r"^(torch\.nn\.modules\.|dmfn_lightning\.|pytorch_lightning\.|lightning\.|__main__\.)")
-_GLOBAL_NAME = re.compile(r"GLOBAL\s+([\w.]+)", re.IGNORECASE)
-
-
-def _unpickler_reason(text: str) -> str:
-    """The line of a weights-only refusal that says what was refused (torch wraps it in a long notice)."""
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    for ln in lines:
-        if "unsupported global" in ln.lower():
-            return ln.removeprefix("WeightsUnpickler error:").strip()
-    for i, ln in enumerate(lines):
-        if "WeightsUnpickler error" in ln:
-            rest = ln.split("WeightsUnpickler error:", 1)[-1].strip()
-            return rest or (lines[i + 1] if i + 1 < len(lines) else "")
-    return lines[0] if lines else ""
-
-
-def _looks_like_torch_file(path: Path) -> bool:
-    # torch.save writes a zip archive (b"PK"), or a pickle (protocol opcode 0x80) with the legacy format.
-    try:
-        with path.open("rb") as f:
-            head = f.read(2)
-    except OSError:
-        return False
-    return head.startswith((b"PK", b"\x80"))
-
-
-def _unsafe_pickle_error(path: Path, exc: pickle.UnpicklingError) -> CheckpointError:
-    """The message for a file that ``torch.load(weights_only=True)`` refused (torch >= 2.6 wordings)."""
-    text = str(exc)
-    reason = _unpickler_reason(text)
-    refused = "unsupported global" in text.lower() or "WeightsUnpickler" in text or "Weights only load" in text
-    if not refused or ("Unsupported operand" in reason and not _looks_like_torch_file(path)):
-        # Not a pickle at all (an image, a text file, garbage): the weights-only unpickler trips on byte one.
-        return CheckpointError(f"{path} is not a PyTorch checkpoint (truncated or corrupted, or another kind of file)")
-    name_match = _GLOBAL_NAME.search(reason)
-    name = name_match[1] if name_match else ""
-    if name and _MODEL_GLOBAL.match(name):
-        return CheckpointError(
-            f"{path} is a whole pickled model ({name}), not weights: loading it would unpickle Python objects, "
-            "which can run arbitrary code, so it is refused (torch.load(weights_only=True)). If you trust the "
-            "file, convert it once in Python: `import torch; from dmfn_lightning.models import export_generator; "
-            f"export_generator(torch.load({str(path)!r}, weights_only=False), 'generator.pt')` (for a whole "
-            "DMFNModule, pass its `.generator`), then use generator.pt."
-        )
-    what = f"a pickled `{name}`" if name else reason
-    return CheckpointError(
-        f"{path} holds Python objects that are unsafe to load ({what}, refused by torch.load(weights_only=True)): "
-        "unpickling them could run arbitrary code, so the file was refused, not because it is damaged. Use a "
-        "checkpoint from a source you trust: a generator.pt or .ckpt written by this package, or the authors' "
-        "released weights."
-    )
-
-
-def safe_load(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> Any:
-    """``torch.load(weights_only=True)`` with the failure modes turned into :class:`CheckpointError`.
-
-    The message tells a folder, a missing file, a damaged or foreign file, a TorchScript archive and a file that
-    was refused as unsafe (pickled Python objects, e.g. a whole pickled model) apart.
-    """
-    path = Path(path)
-    if path.is_dir():
-        inside = [p.name for p in (path / "generator.pt", path / "checkpoints" / "last.ckpt") if p.is_file()]
-        hint = f" (it holds {inside[0]}: pass that file)" if inside else ""
-        if inside and inside[0] == "last.ckpt":
-            hint = f" (it holds checkpoints/last.ckpt: pass {path / 'checkpoints' / 'last.ckpt'})"
-        raise CheckpointError(
-            f"checkpoint {str(path)!r} is a folder; expected a checkpoint file (generator.pt, a .ckpt or the "
-            f"authors' weights){hint}"
-        )
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint {str(path)!r} does not exist")
-    try:
-        return torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as exc:
-        raise _unsafe_pickle_error(path, exc) from exc
-    except RuntimeError as exc:
-        if "TorchScript" in str(exc):
-            raise CheckpointError(
-                f"{path} is a TorchScript archive (e.g. generator.torchscript.pt from dmfn_lightning.export): load "
-                "it with torch.jit.load; here, pass the generator.pt written beside it or a .ckpt"
-            ) from exc
-        raise _unreadable(path, exc) from exc
-    except (EOFError, zipfile.BadZipFile, OSError, ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
-        # A text file or random bytes can fail anywhere inside the legacy unpickler (KeyError for a text file).
-        raise _unreadable(path, exc) from exc
-
-
-def _unreadable(path: Path, exc: BaseException) -> CheckpointError:
-    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return CheckpointError(
-        f"{path} is not a readable PyTorch file (truncated or corrupted?): {type(exc).__name__}: {first}"
-    )
 
 
 def convert_released_state_dict(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
