@@ -14,8 +14,9 @@ from pytorch_lightning.utilities import rank_zero_info
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 from torchvision.utils import make_grid, save_image
 
+from dmfn_lightning.errors import DivergenceError
+from dmfn_lightning.iterations import global_steps_of, iterations_of
 from dmfn_lightning.models.torch_files import atomic_torch_save
-from dmfn_lightning.module import DivergenceError, global_steps_of, iterations_of
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):

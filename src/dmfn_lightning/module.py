@@ -20,6 +20,7 @@ from torch import Tensor, nn
 from dmfn_lightning.ema import EMA
 from dmfn_lightning.engine import run_generator
 from dmfn_lightning.errors import CheckpointError, DivergenceError
+from dmfn_lightning.iterations import iterations_of
 from dmfn_lightning.metrics import InpaintingMetrics
 from dmfn_lightning.models import DMFNGenerator, GlobalLocalDiscriminator, VGG19Features, crop_local, safe_load
 
@@ -28,21 +29,6 @@ warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode",
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
 SchedulerFactory = Callable[..., torch.optim.lr_scheduler.LRScheduler]
-
-
-# One iteration of the paper is a generator update and a discriminator update; Lightning counts each optimizer step
-# in ``global_step``. Every conversion between the two goes through these.
-OPTIMIZER_STEPS_PER_ITERATION = 2
-
-
-def iterations_of(global_step: int) -> int:
-    """Completed paper iterations after ``global_step`` Lightning optimizer steps."""
-    return int(global_step) // OPTIMIZER_STEPS_PER_ITERATION
-
-
-def global_steps_of(iterations: int) -> int:
-    """Lightning's ``global_step`` after ``iterations`` paper iterations (``max_steps``, intervals, milestones)."""
-    return int(iterations) * OPTIMIZER_STEPS_PER_ITERATION
 
 
 def _build_optimizer(factory: OptimizerFactory, network: nn.Module, fuse: bool = True) -> torch.optim.Optimizer:
