@@ -302,7 +302,7 @@ def test_lpips_pipeline_equals_lpips_package(random_lpips, net):
     shipped = torch.load(lpips.__path__[0] + f"/weights/v0.1/{net}.pth", map_location="cpu", weights_only=True)
     assert torch.equal(ours.model.lin0.model[1].weight, shipped["lin0.model.1.weight"])
     # reports name the trunk and the package version
-    assert metric.describe()["lpips"] == {
+    assert metric.settings()["lpips"] == {
         "net": net,
         "version": "0.1",
         "package_version": importlib.metadata.version("lpips"),
@@ -436,9 +436,9 @@ def test_fid_and_kid_with_a_random_feature_extractor():
     assert abs(identical["kid"]) < 0.1 * different["kid"]
     # KID's random subsets come from a seeded generator: computing again gives the same numbers
     assert different_metric.compute() == different
-    info = different_metric.describe()
+    info = different_metric.settings()
     assert info["feature_extractor"] == "custom: RandomFeatures" and info["num_features"] == 32
-    assert info["kid_subset_size"] == 16 and same.describe()["kid_subset_size"] == 24  # clamped to the images
+    assert info["kid_subset_size"] == 16 and same.settings()["kid_subset_size"] == 24  # clamped to the images
 
 
 def test_fid_kid_need_two_images():

@@ -211,7 +211,7 @@ class DistributionMetrics(nn.Module):
                 out["kid"] = out["kid_std"] = None
         return out
 
-    def describe(self) -> dict[str, Any]:
+    def settings(self) -> dict[str, Any]:
         """The feature extractor, its weights and the KID settings, for reports."""
         info: dict[str, Any] = {
             "metrics": [n for n, m in (("fid", self.fid), ("kid", self.kid)) if m is not None],

@@ -151,7 +151,7 @@ class EvaluationRun:
         }
         if self.distribution is not None:
             means.update(self.distribution.compute())
-        description = self.metrics.describe()
+        description = self.metrics.settings()
         summary: dict[str, Any] = {
             "dataset": fields.pop("dataset", None),
             "dataset_name": fields.pop("dataset_name", "custom data"),
@@ -180,7 +180,7 @@ class EvaluationRun:
         )
         if self.fid_kid_requested:
             summary["fid_kid"] = (
-                self.distribution.describe() if self.distribution is not None else {"skipped": self.fid_kid_note}
+                self.distribution.settings() if self.distribution is not None else {"skipped": self.fid_kid_note}
             )
         if self.manifest is not None:
             summary["manifest"] = {

@@ -265,11 +265,7 @@ class InpaintingMetrics(Metric):
             out[name] = mean.float()
         return out
 
-    def capped(self) -> int:
-        """Number of images whose PSNR was capped (identical to the ground truth) on this rank."""
-        return int(self.capped_count)
-
-    def describe(self) -> Mapping[str, Any]:
+    def settings(self) -> Mapping[str, Any]:
         """The conventions, the headline SSIM convention and the LPIPS setting, for reports."""
         return {
             "ssim_convention": self.ssim_convention,
