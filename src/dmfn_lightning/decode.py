@@ -14,7 +14,10 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from dmfn_lightning.errors import DataError
 
-__all__ = ["load_rgb", "read_size", "to_rgb"]
+__all__ = ["IMAGE_FILE_EXTENSIONS", "load_rgb", "read_size", "to_rgb"]
+
+# The file types read as images and as mask images everywhere: folders of photos, masks and outputs.
+IMAGE_FILE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 
 _ALPHA_BACKGROUND = (255, 255, 255)
 _DECODE_ERRORS = (OSError, UnidentifiedImageError, ValueError, SyntaxError, Image.DecompressionBombError)

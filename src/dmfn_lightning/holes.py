@@ -34,11 +34,13 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
+from dmfn_lightning.decode import IMAGE_FILE_EXTENSIONS
+
 __all__ = ["HOLE_THRESHOLD", "MASK_FILE_EXTENSIONS", "hole_from_array", "hole_from_image", "read_hole"]
 
 HOLE_THRESHOLD = 0.5
-# File types read as mask images (by the CLI's mask folders and by IrregularFileMask's folder scan).
-MASK_FILE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
+# File types read as mask images (by the CLI's mask folders and by IrregularFileMask's folder scan): any image.
+MASK_FILE_EXTENSIONS = IMAGE_FILE_EXTENSIONS
 
 _ALPHA_MODES = ("RGBA", "LA", "La", "RGBa", "PA")
 

@@ -13,6 +13,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from dmfn_lightning.data.datasets import collate_samples, load_rgb
+from dmfn_lightning.decode import IMAGE_FILE_EXTENSIONS
 from dmfn_lightning.errors import DataError, ManifestError
 from dmfn_lightning.evaluation_run import EvaluationRun
 from dmfn_lightning.manifest_dataset import ManifestDataset, mask_size, resolve_images
@@ -22,7 +23,7 @@ from dmfn_lightning.pixels import from_rgb_array
 
 __all__ = ["OUTPUT_EXTENSIONS", "score_outputs"]
 
-OUTPUT_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
+OUTPUT_EXTENSIONS = IMAGE_FILE_EXTENSIONS
 
 
 def _find_output(folder: Path, row_id: str) -> Path | None:

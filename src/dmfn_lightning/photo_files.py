@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from dmfn_lightning.decode import IMAGE_FILE_EXTENSIONS
 from dmfn_lightning.errors import InpaintError, OutputPathError
-from dmfn_lightning.holes import MASK_FILE_EXTENSIONS
 from dmfn_lightning.image_io import check_output_folder
 
 __all__ = [
@@ -22,7 +22,7 @@ __all__ = [
     "split_masks",
 ]
 
-IMAGE_SUFFIXES = MASK_FILE_EXTENSIONS  # images and masks: the same file types
+IMAGE_SUFFIXES = IMAGE_FILE_EXTENSIONS  # images and masks: the same file types
 # How a mask file may be named after its image <stem>: "<stem>" itself only in another folder (see match_masks).
 MASK_NAME_PATTERNS = ("<stem>_mask", "<stem>-mask", "<stem>.mask", "mask_<stem>", "mask-<stem>")
 _MASK_NAME_SUFFIXES = ("_mask", "-mask", ".mask")

@@ -19,8 +19,8 @@ from typing import Any
 from hydra.utils import to_absolute_path
 from omegaconf import DictConfig, OmegaConf
 
+from dmfn_lightning.decode import IMAGE_FILE_EXTENSIONS
 from dmfn_lightning.errors import DataError
-from dmfn_lightning.holes import MASK_FILE_EXTENSIONS
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -32,7 +32,7 @@ __all__ = [
 ]
 
 # Images and mask images are the same file types (one list, shared with the inpainting CLI's folders).
-IMAGE_EXTENSIONS = frozenset(MASK_FILE_EXTENSIONS)
+IMAGE_EXTENSIONS = frozenset(IMAGE_FILE_EXTENSIONS)
 PACKAGE_LIST_PREFIX = "pkg:"
 
 
