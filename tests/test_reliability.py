@@ -316,8 +316,8 @@ def test_seeded_deterministic_runs_give_identical_losses(tmp_path):
 
 
 def test_a_training_set_of_one_image_at_64_px_is_refused_before_fit():
+    from dmfn_lightning.config_checks import validate_batch_statistics
     from dmfn_lightning.errors import ConfigError
-    from dmfn_lightning.validation import validate_batch_statistics
 
     with pytest.raises(ConfigError, match=r"training set has 1 image\(s\) at data.image_size=64"):
         validate_batch_statistics(64, 4, {"train": {"samples": 1}})

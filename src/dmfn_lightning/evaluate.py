@@ -49,7 +49,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from dmfn_lightning.config import compose, config_dir
-from dmfn_lightning.devices import PRECISIONS, resolve_device
+from dmfn_lightning.config_checks import validate_eval_config
+from dmfn_lightning.devices import resolve_device
 from dmfn_lightning.engine import run_generator
 from dmfn_lightning.errors import ConfigError, exit_on_user_error
 from dmfn_lightning.evaluation_data import (
@@ -64,7 +65,6 @@ from dmfn_lightning.evaluation_data import (
 from dmfn_lightning.evaluation_run import EvaluationRun, save_images
 from dmfn_lightning.hole_buckets import BUCKETS, bucket_index, bucket_label, bucket_label_of, by_hole_ratio
 from dmfn_lightning.manifest_masks import ManifestWriter
-from dmfn_lightning.metrics import LPIPS_NETS, SSIM_CONVENTIONS
 from dmfn_lightning.models import load_generator
 from dmfn_lightning.reports import CSV_COLUMNS, PAPER_TABLE1, format_value, render_table1
 
@@ -122,45 +122,6 @@ def _ssim_choice(cfg: DictConfig) -> str:
     return str(OmegaConf.select(cfg, "metrics.ssim", default="full"))
 
 
-def _check_config(cfg: DictConfig) -> None:
-    """Reject a bad config before any work, naming the Hydra override to fix."""
-    if OmegaConf.is_missing(cfg, "ckpt") or not cfg.ckpt:
-        raise ConfigError(
-            "no checkpoint given: add ckpt=/path/to/checkpoint (a Lightning .ckpt, an exported generator.pt or the "
-            "authors' released generator weights), e.g. `python -m dmfn_lightning.evaluate ckpt=outputs/.../last.ckpt "
-            "data=paris`"
-        )
-    if cfg.precision not in PRECISIONS:
-        raise ConfigError(f"invalid config: precision={cfg.precision!r}; allowed: {', '.join(PRECISIONS)}")
-    if cfg.lpips.net not in LPIPS_NETS:
-        raise ConfigError(f"invalid config: lpips.net={cfg.lpips.net!r}; allowed: {', '.join(LPIPS_NETS)}")
-    if cfg.batch_size is not None and int(cfg.batch_size) < 1:
-        raise ConfigError(f"invalid config: batch_size={cfg.batch_size!r}; allowed: an integer >= 1 or null")
-    for key in ("fid", "kid"):
-        value = OmegaConf.select(cfg, f"metrics.{key}", default=False)
-        if not isinstance(value, bool):
-            raise ConfigError(f"invalid config: metrics.{key}={value!r}; allowed: true, false")
-    for key in ("kid_subsets", "kid_subset_size"):
-        value = OmegaConf.select(cfg, f"metrics.{key}", default=1)
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ConfigError(f"invalid config: metrics.{key}={value!r}; allowed: an integer >= 1")
-    if cfg.get("manifest") and cfg.get("manifest_out"):
-        source, target = str(cfg.manifest), str(cfg.manifest_out)
-        if not source.startswith("pkg:") and Path(source).expanduser().resolve() == Path(target).expanduser().resolve():
-            raise ConfigError(f"manifest_out={target} is the manifest being evaluated; write the copy elsewhere")
-    ssim = _ssim_choice(cfg)
-    if ssim not in SSIM_CONVENTIONS:
-        raise ConfigError(f"invalid config: metrics.ssim={ssim!r}; allowed: {', '.join(SSIM_CONVENTIONS)}")
-    size = OmegaConf.select(cfg, "data.image_size")
-    if size is not None and int(size) < SSIM_CONVENTIONS[ssim].min_side:
-        # The other conventions are reported as empty cells when they do not fit; the headline must be defined.
-        fits = [n for n, c in SSIM_CONVENTIONS.items() if int(size) >= c.min_side]
-        raise ConfigError(
-            f"invalid config: metrics.ssim={ssim} needs images of at least {SSIM_CONVENTIONS[ssim].min_side} px, "
-            f"data.image_size={size}; use larger images" + (f" or metrics.ssim={'|'.join(fits)}" if fits else "")
-        )
-
-
 def _resolve_device(cfg: DictConfig) -> torch.device:
     """``cfg.device`` as a torch device; errors name the Hydra override ``device=``, not a command-line flag."""
     name = str(cfg.device)
@@ -203,7 +164,7 @@ def evaluate(cfg: DictConfig, feature_extractor: nn.Module | None = None) -> dic
     ``feature_extractor``: a module ``uint8 [B, 3, H, W] -> [B, d]`` used for FID/KID instead of Inception v3
     (tests, or your own feature network).
     """
-    _check_config(cfg)
+    validate_eval_config(cfg)
     out_dir = _output_dir(cfg)
     _check_output_dir(out_dir)
     writer = ManifestWriter(str(cfg.manifest_out)) if cfg.get("manifest_out") else None

@@ -1,14 +1,20 @@
-"""Check a composed training config before any work starts: one clear line per problem."""
+"""Checks of composed configs (training and evaluation) before any work starts: one clear line per problem.
+
+(Not Lightning's validation loop: that is ``DMFNModule.validation_step``.)
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
+from dmfn_lightning.devices import PRECISIONS
 from dmfn_lightning.errors import ConfigError
 from dmfn_lightning.losses import GAN_TYPES
+from dmfn_lightning.metrics import LPIPS_NETS, SSIM_CONVENTIONS
 from dmfn_lightning.models.blocks import BLOCK_SPECS
 
 
@@ -86,3 +92,42 @@ def validate_batch_statistics(image_size: int, batch_size: int, sizes: Mapping[s
         f"invalid config: data.batch_size={batch_size} at data.image_size={image_size} gives the discriminator's "
         "BatchNorm one value per channel; allowed: data.batch_size >= 2, or data.image_size >= 128"
     )
+
+
+def validate_eval_config(cfg: DictConfig) -> None:
+    """Reject a bad ``evaluate`` config before any work, naming the Hydra override to fix."""
+    if OmegaConf.is_missing(cfg, "ckpt") or not cfg.ckpt:
+        raise ConfigError(
+            "no checkpoint given: add ckpt=/path/to/checkpoint (a Lightning .ckpt, an exported generator.pt or the "
+            "authors' released generator weights), e.g. `python -m dmfn_lightning.evaluate ckpt=outputs/.../last.ckpt "
+            "data=paris`"
+        )
+    if cfg.precision not in PRECISIONS:
+        raise ConfigError(f"invalid config: precision={cfg.precision!r}; allowed: {', '.join(PRECISIONS)}")
+    if cfg.lpips.net not in LPIPS_NETS:
+        raise ConfigError(f"invalid config: lpips.net={cfg.lpips.net!r}; allowed: {', '.join(LPIPS_NETS)}")
+    if cfg.batch_size is not None and int(cfg.batch_size) < 1:
+        raise ConfigError(f"invalid config: batch_size={cfg.batch_size!r}; allowed: an integer >= 1 or null")
+    for key in ("fid", "kid"):
+        value = OmegaConf.select(cfg, f"metrics.{key}", default=False)
+        if not isinstance(value, bool):
+            raise ConfigError(f"invalid config: metrics.{key}={value!r}; allowed: true, false")
+    for key in ("kid_subsets", "kid_subset_size"):
+        value = OmegaConf.select(cfg, f"metrics.{key}", default=1)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ConfigError(f"invalid config: metrics.{key}={value!r}; allowed: an integer >= 1")
+    if cfg.get("manifest") and cfg.get("manifest_out"):
+        source, target = str(cfg.manifest), str(cfg.manifest_out)
+        if not source.startswith("pkg:") and Path(source).expanduser().resolve() == Path(target).expanduser().resolve():
+            raise ConfigError(f"manifest_out={target} is the manifest being evaluated; write the copy elsewhere")
+    ssim = str(OmegaConf.select(cfg, "metrics.ssim", default="full"))
+    if ssim not in SSIM_CONVENTIONS:
+        raise ConfigError(f"invalid config: metrics.ssim={ssim!r}; allowed: {', '.join(SSIM_CONVENTIONS)}")
+    size = OmegaConf.select(cfg, "data.image_size")
+    if size is not None and int(size) < SSIM_CONVENTIONS[ssim].min_side:
+        # The other conventions are reported as empty cells when they do not fit; the headline must be defined.
+        fits = [n for n, c in SSIM_CONVENTIONS.items() if int(size) >= c.min_side]
+        raise ConfigError(
+            f"invalid config: metrics.ssim={ssim} needs images of at least {SSIM_CONVENTIONS[ssim].min_side} px, "
+            f"data.image_size={size}; use larger images" + (f" or metrics.ssim={'|'.join(fits)}" if fits else "")
+        )
