@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
-from torchvision.models import VGG19_Weights, vgg19
 
 from dmfn_lightning.weights import WeightsUnavailableError, resolve_pretrained, warn_random
 
@@ -42,6 +41,9 @@ class VGG19Features(nn.Module):
                 f"invalid config: model.vgg.normalization={normalization!r}; allowed: {', '.join(NORMALIZATIONS)}"
             )
         self.normalization = normalization
+        # torchvision.models costs ~1.3 s to import: here, so that the inference CLIs start without it.
+        from torchvision.models import vgg19
+
         features = vgg19(weights=None).features[: _SLICE_ENDS[-1]]
         self.weights_used = self._load(features, weights, fallback_to_random)
         starts = (0, *_SLICE_ENDS[:-1])
@@ -59,6 +61,8 @@ class VGG19Features(nn.Module):
             warn_random("VGG19Features")
             return "random"
         try:
+            from torchvision.models import VGG19_Weights
+
             path = resolve_pretrained("VGG19", VGG19_Weights.IMAGENET1K_V1.url, "model.vgg.weights", weights)
         except WeightsUnavailableError:
             if not fallback_to_random:
