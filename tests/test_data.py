@@ -564,15 +564,8 @@ def test_demo_datamodule_builds_offline_with_configured_batches(no_network, tmp_
 def data_conf(compose_conf):
     """The real conf/ tree's data group ``name`` (with the random-box mask and seed 0 it interpolates)."""
 
-    def compose_data(name: str, *overrides: str):
-        given = {o.split("=")[0] for o in overrides}
-        defaults = [f"+{key}={value}" for key, value in (("mask", "random_box"), ("seed", 0)) if key not in given]
-        return compose_conf(
-            None,
-            f"+data={name}",
-            *defaults,
-            *(f"+{o}" if o.split("=")[0] in ("mask", "seed") else o for o in overrides),
-        )
+    def compose_data(name: str, *overrides: str, mask: str = "random_box", seed: int = 0):
+        return compose_conf(None, f"+data={name}", f"+mask={mask}", f"+seed={seed}", *overrides)
 
     return compose_data
 
@@ -593,7 +586,7 @@ def test_every_data_yaml_has_the_cli_keys_and_env_roots(data_conf, name, tmp_pat
 
 
 def test_demo_yaml_instantiates_with_mask_group_and_overrides(data_conf, tmp_path, no_network):
-    cfg = data_conf("demo", "mask=free_form", "data.batch_size=2", "data.image_size=48", "seed=5")
+    cfg = data_conf("demo", "data.batch_size=2", "data.image_size=48", mask="free_form", seed=5)
     dm = instantiate(cfg.data)
     assert isinstance(dm, DemoDataModule) and dm.seed == 5
     assert type(dm.train_mask).__name__ == "FreeFormMask" and isinstance(dm.eval_mask, CenterMask)

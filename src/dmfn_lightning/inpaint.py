@@ -66,6 +66,7 @@ from dmfn_lightning.photo_files import (
     output_paths,
     skipped_masks,
 )
+from dmfn_lightning.sizes import MIN_SIDE, processed_dims
 
 # Images per forward pass are limited so that B * H * W stays below this (large photos go one at a time).
 MAX_BATCH_PIXELS = 4 * 512 * 512
@@ -148,8 +149,8 @@ def run(args: argparse.Namespace) -> list[Path]:
     """Inpaint every image named by ``args``; returns the written paths."""
     if args.batch_size < 1:
         raise InpaintError(f"--batch-size must be at least 1, got {args.batch_size}")
-    if args.working_size is not None and args.working_size < 8:
-        raise InpaintError(f"--working-size must be at least 8, got {args.working_size}")
+    if args.working_size is not None and args.working_size < MIN_SIDE:
+        raise InpaintError(f"--working-size must be at least {MIN_SIDE}, got {args.working_size}")
     strategy, crop_margin = check_strategy(args.strategy, args.working_size, args.crop_margin)
     image_arg = Path(args.image).expanduser()
     images = find_images(image_arg)
@@ -218,7 +219,7 @@ def _pixel_limited(batches, sizes, generator, working_size, device):
         if free is not None:
             # crop windows are at most the image (or the working size), so these bounds hold for crop too.
             if working_size is None:
-                h, w = height + (-height) % 4, width + (-width) % 4
+                h, w = processed_dims(height, width, None)
             else:
                 h = w = working_size  # an upper bound of the working resolution
             step = min(step, max(1, free // max(1, estimate_inference_bytes(h, w, 1, base_channels))))
