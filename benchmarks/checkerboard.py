@@ -20,9 +20,9 @@ import torch
 from hydra.utils import instantiate
 from torch import Tensor
 
-from dmfn_lightning.config import compose
-from dmfn_lightning.engine import predict
+from dmfn_lightning.core.config import compose
 from dmfn_lightning.models import DMFNGenerator, load_generator
+from dmfn_lightning.models.inference import predict
 
 
 def phase_deviation(prediction: Tensor, mask: Tensor) -> tuple[float, float]:

@@ -106,7 +106,7 @@ def write_photo_jpegs(
     the short side where the photo allows; upscaled where it does not), like a dataset of camera images."""
     from PIL import Image
 
-    from dmfn_lightning.data.datasets import load_rgb
+    from dmfn_lightning.core.decode import load_rgb
     from dmfn_lightning.data.demo import DEMO_PHOTOS, demo_photo_paths
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -176,7 +176,8 @@ def measure_stages(
     import torch
     from PIL import Image
 
-    from dmfn_lightning.data.datasets import collate_samples, load_rgb
+    from dmfn_lightning.core.decode import load_rgb
+    from dmfn_lightning.data.datasets import collate_samples
 
     rng = np.random.default_rng(seed)
     mask_gen = RandomBoxMask()

@@ -102,8 +102,7 @@ def strategy_args(strategy: str, working_size: int) -> list[str]:
 
 def network_megapixels(strategy: str, hole: np.ndarray, generator, working_size: int) -> float:
     """How many pixels the generator sees under ``strategy`` (its input size, padding excluded)."""
-    from dmfn_lightning.hd import crop_windows, training_size
-    from dmfn_lightning.inpainting import DEFAULT_CROP_MARGIN
+    from dmfn_lightning.inpainting.hd import DEFAULT_CROP_MARGIN, crop_windows, training_size
 
     height, width = hole.shape
     if strategy == "full":
@@ -195,7 +194,7 @@ def markdown_table(runs: list[Run], args: argparse.Namespace) -> str:
 
 def _zoom_box(hole: np.ndarray, pad: int = 40) -> tuple[slice, slice]:
     """The bounding box (plus ``pad``) of the first connected hole, squared up."""
-    from dmfn_lightning.hd import hole_boxes
+    from dmfn_lightning.inpainting.hd import hole_boxes
 
     box = max(hole_boxes(hole), key=lambda b: b.height * b.width)
     side = max(box.height, box.width) + 2 * pad

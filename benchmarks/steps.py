@@ -8,7 +8,8 @@
   with D(real) computed inside the G step, G step, then D(real) again and D(fake) for the D step, D step, and
   every loss read back with ``.item()`` for the log each iteration, as the release does; plain
   ``torch.optim.Adam`` (lr 2e-4, betas (0.5, 0.999)). It reuses our networks and losses (the same math, see
-  tests/test_released.py) but nothing of Lightning or of our step's savings. This is the "vs authors" reference.
+  tests/integration/test_released.py) but nothing of Lightning or of our step's savings. This is the "vs authors"
+  reference.
 """
 
 from __future__ import annotations

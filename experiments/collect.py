@@ -41,7 +41,7 @@ class PaperTable:
 
 
 # Hui et al., "Image Fine-grained Inpainting" (arXiv:2002.02609): every number of Tables 1-3 as printed
-# (tests/test_collect.py pins them). Table 2's DMFB column equals Table 1's Paris row. Table 2 lists 803,392
+# (tests/experiments/test_collect.py pins them). Table 2's DMFB column equals Table 1's Paris row. Table 2 lists 803,392
 # parameters per block for rate=2 and rate=8, although changing dilation rates does not change a block's parameter
 # count; the structure behind that number is not described, so our rate2/rate8 are the DMFB with equal rates
 # (471,808 parameters): an open question, not a reproduction.
@@ -197,7 +197,8 @@ def markdown_table(runs: list[dict], table: str) -> str:
 
 
 def sweep_group(sweep_dir: Path) -> str:
-    """The W&B group the sweep's training jobs logged to (``dmfn_lightning.loggers``: ``train-<sweep dir name>``)."""
+    """The W&B group the sweep's training jobs logged to (``train-<sweep dir name>``, see
+    :mod:`dmfn_lightning.training.loggers`)."""
     return f"train-{sweep_dir.resolve().name}"
 
 
@@ -211,7 +212,7 @@ def log_to_wandb(runs: list[dict], table: str, sweep_dir: Path, project: str, gr
 
     import wandb
 
-    from dmfn_lightning.loggers import _wandb_logged_in
+    from dmfn_lightning.training.loggers import _wandb_logged_in
 
     mode = os.environ.get("WANDB_MODE") or ("online" if _wandb_logged_in() else "offline")
     columns, rows = table_rows(runs, table)

@@ -19,7 +19,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 from PIL import Image
 
-from dmfn_lightning.config import config_dir
+from dmfn_lightning.core.config import config_dir
 from dmfn_lightning.evaluate import compose_config, evaluate
 from dmfn_lightning.models import DMFNGenerator, export_generator
 

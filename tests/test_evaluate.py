@@ -18,9 +18,11 @@ from cli import run_module
 from conftest import EVAL_IMAGES, eval_overrides, run_evaluation
 from PIL import Image
 
-from dmfn_lightning.errors import ConfigError
-from dmfn_lightning.evaluate import BUCKETS, by_hole_ratio, compose_config, evaluate, render_table1
-from dmfn_lightning.metrics import psnr_from_mse
+from dmfn_lightning.core.errors import ConfigError
+from dmfn_lightning.evaluate import compose_config, evaluate
+from dmfn_lightning.evaluation.buckets import BUCKETS, by_hole_ratio
+from dmfn_lightning.evaluation.reports import render_table1
+from dmfn_lightning.metrics.pixel import psnr_from_mse
 
 
 def test_evaluate_twice_gives_identical_results(eval_setup, tmp_path):
@@ -69,7 +71,7 @@ def test_headline_ssim_convention_and_scikit_image_on_the_saved_images(eval_setu
     from skimage.metrics import structural_similarity
 
     from dmfn_lightning.evaluate import _build_datamodule
-    from dmfn_lightning.metrics import quantize
+    from dmfn_lightning.metrics.pixel import quantize
 
     summary = run_evaluation(eval_setup, tmp_path, "metrics.ssim=cropped", "save_images=true")
     assert summary["ssim_convention"] == "cropped"
@@ -308,9 +310,11 @@ def test_fid_kid_config_errors(eval_setup, tmp_path):
 
 def test_evaluate_re_exports_the_names_of_its_modules():
     from dmfn_lightning import evaluate as facade
-    from dmfn_lightning import evaluation_data, evaluation_run, hole_buckets, reports
+    from dmfn_lightning.evaluation import buckets, reports
+    from dmfn_lightning.evaluation import data as evaluation_data
+    from dmfn_lightning.evaluation import run as evaluation_run
 
-    for module in (evaluation_data, evaluation_run, hole_buckets, reports):
+    for module in (evaluation_data, evaluation_run, buckets, reports):
         for name in set(module.__all__) & set(facade.__all__):
             assert getattr(facade, name) is getattr(module, name), name
     assert facade._build_datamodule is evaluation_data.build_datamodule

@@ -8,8 +8,9 @@ import warnings
 import pytest
 import torch
 
-from dmfn_lightning.export import FILENAMES, example_input, export, main
+from dmfn_lightning.export import export, main
 from dmfn_lightning.models import DMFNGenerator, export_generator, load_generator
+from dmfn_lightning.models.export_formats import FILENAMES, example_input
 
 SIZES = [(32, 48), (40, 24)]  # two resolutions, neither the one used for tracing/exporting (64x96)
 TOLERANCE = 1e-4
@@ -55,7 +56,7 @@ def test_onnx_matches_pytorch(generator, tmp_path):
 
 
 def test_two_stage_instance_norm_is_the_same_function(generator):
-    from dmfn_lightning.export import TwoStageInstanceNorm, with_two_stage_instance_norm
+    from dmfn_lightning.models.export_formats import TwoStageInstanceNorm, with_two_stage_instance_norm
 
     swapped = with_two_stage_instance_norm(generator)
     assert not any(isinstance(m, torch.nn.InstanceNorm2d) for m in swapped.modules())
@@ -97,7 +98,7 @@ def test_cli(generator, tmp_path, capsys):
 
 def test_mismatch_is_an_error(generator, tmp_path, monkeypatch):
     import dmfn_lightning.export as export_module
-    from dmfn_lightning.export import ExportError
+    from dmfn_lightning.core.errors import ExportError
 
     # A negative tolerance is refused now, so the mismatch is simulated.
     monkeypatch.setattr(export_module, "verify", lambda *args, **kwargs: [1.0, 0.0])
@@ -150,7 +151,7 @@ def test_exported_models_keep_the_input_size_for_any_height_and_width(fmt, gener
 
 def test_negative_tolerance_is_refused(generator, tmp_path, capsys):
     """Item 12: --tolerance -1 used to be accepted and then report FAILED for a zero difference."""
-    from dmfn_lightning.export import ExportError
+    from dmfn_lightning.core.errors import ExportError
 
     ckpt = export_generator(generator, tmp_path / "in.pt")
     with pytest.raises(SystemExit) as info:
@@ -213,7 +214,9 @@ def test_folder_as_checkpoint_says_it_is_a_folder(generator, tmp_path, capsys):
 
 def test_every_format_has_one_registry_entry(generator, tmp_path):
     """The export and the verification read the same table: its names are the CLI's choices and file names."""
-    from dmfn_lightning.export import EXPORT_FORMATS, FORMATS, ExportError, verify
+    from dmfn_lightning.core.errors import ExportError
+    from dmfn_lightning.export import verify
+    from dmfn_lightning.models.export_formats import EXPORT_FORMATS, FORMATS
 
     assert tuple(EXPORT_FORMATS) == FORMATS and set(FILENAMES) == set(FORMATS)
     assert {name for name, spec in EXPORT_FORMATS.items() if spec.any_size} == {"torchscript", "onnx"}

@@ -1,4 +1,4 @@
-"""Inpainting your own photos: the library API (dmfn_lightning.inpainting) and the CLI (dmfn_lightning.inpaint)."""
+"""Inpainting your own photos: the library API (dmfn_lightning.inpainting.api) and the CLI (dmfn_lightning.inpaint)."""
 
 from __future__ import annotations
 
@@ -13,17 +13,12 @@ import torch
 from PIL import Image
 from torch import nn
 
+from dmfn_lightning.core.errors import InpaintError
 from dmfn_lightning.inpaint import main
-from dmfn_lightning.inpainting import (
-    InpaintError,
-    generate_mask,
-    inpaint,
-    inpaint_batch,
-    load_image,
-    load_mask,
-    run_generator,
-)
+from dmfn_lightning.inpainting.api import inpaint, inpaint_batch
+from dmfn_lightning.inpainting.image_io import generate_mask, load_image, load_mask
 from dmfn_lightning.models import DMFNGenerator, export_generator, load_generator
+from dmfn_lightning.models.inference import run_generator
 
 
 def small_generator(seed: int = 0, **kwargs) -> DMFNGenerator:
@@ -171,7 +166,7 @@ def test_working_size_runs_at_low_resolution_and_pastes_known_pixels(generator):
 
 
 def test_working_size_does_not_leak_the_removed_object_into_the_context():
-    from dmfn_lightning.inpainting import inpaint_tensor
+    from dmfn_lightning.inpainting.api import inpaint_tensor
 
     spy = Spy()
     inputs = []
@@ -425,7 +420,7 @@ def test_same_folder_ambiguity_is_an_error_naming_the_files(names, phrase, gener
 
 def test_memory_guard_refuses_before_running(generator_file, monkeypatch, tmp_path, capsys):
     """Item 5: the peak is estimated from the size and compared with the free memory, before the network runs."""
-    import dmfn_lightning.devices as devices
+    import dmfn_lightning.core.devices as devices
 
     monkeypatch.setattr(devices, "available_memory", lambda device: 64 * 2**20)  # 64 MiB free, for check_memory
     hole = np.ones((600, 800), dtype=bool)
@@ -659,7 +654,7 @@ def test_crop_keeps_known_pixels_bit_identical(generator):
 
 
 def test_crop_windows_far_apart_two_overlapping_one():
-    from dmfn_lightning.hd import Window, crop_windows, hole_boxes, merge_windows
+    from dmfn_lightning.inpainting.hd import Window, crop_windows, hole_boxes, merge_windows
 
     far = hd_holes((10, 10, 20, 20), (350, 550, 20, 20))
     assert crop_windows(far, margin=16, min_size=64) == [Window(0, 0, 64, 64), Window(328, 528, 392, 592)]
@@ -678,7 +673,7 @@ def test_crop_windows_far_apart_two_overlapping_one():
 
 
 def test_crop_windows_have_the_minimum_size_and_stay_inside_the_image():
-    from dmfn_lightning.hd import crop_windows
+    from dmfn_lightning.inpainting.hd import crop_windows
 
     for box in ((0, 0, 5, 5), (395, 595, 5, 5), (0, 300, 3, 3), (190, 0, 10, 1), (150, 250, 3, 3)):
         (window,) = crop_windows(hd_holes(box), margin=8, min_size=256)
@@ -734,7 +729,7 @@ def test_crop_uses_the_training_size_recorded_in_the_generator_file(tmp_path):
     inpaint(spy, rgba_image(HD_W, HD_H), hd_holes((200, 300, 10, 10)), strategy="crop", crop_margin=16)
     assert spy.shapes == [(1, 4, 128, 128)]
     export_generator(small_generator(base_channels=8), tmp_path / "g.pt", metadata={"image_size": 96})
-    from dmfn_lightning.hd import training_size
+    from dmfn_lightning.inpainting.hd import training_size
 
     assert training_size(load_generator(tmp_path / "g.pt")) == 96
     assert training_size(Spy()) == 256  # nothing recorded: the paper's 256
@@ -756,8 +751,8 @@ def test_bad_strategy_values_are_one_line_errors(kwargs, message):
 
 
 def test_crop_memory_guard_names_the_window(monkeypatch):
-    import dmfn_lightning.devices as devices
-    from dmfn_lightning.inpainting import InpaintMemoryError
+    import dmfn_lightning.core.devices as devices
+    from dmfn_lightning.core.errors import InpaintMemoryError
 
     monkeypatch.setattr(devices, "available_memory", lambda device: 2**20)  # 1 MiB free, for check_memory
     with pytest.raises(InpaintMemoryError, match=r"crop window 256x256: .*256x256 image"):

@@ -198,7 +198,7 @@ def test_lightning_load_from_checkpoint_validate_and_test_on_a_tiny_run(tmp_path
 
 def test_init_from_starts_the_run_from_given_generator_and_discriminator_weights(tmp_path):
     from dmfn_lightning import train as train_mod
-    from dmfn_lightning.models.io import export_generator
+    from dmfn_lightning.models.generator_files import export_generator
 
     base = ["+experiment=demo", *TINY, "model.ema_decay=0.9"]
     donor = train_mod.build_module(compose_config([*base, "seed=1"], tmp_path / "donor"))
@@ -276,7 +276,7 @@ def test_wandb_offline_run_lives_in_the_run_dir_with_iteration_as_x_axis(tmp_pat
             "trainer.max_steps=3",
             "trainer.val_check_interval=3",
             "logger=wandb",
-            "callbacks.image_panels={_target_:dmfn_lightning.callbacks.ImagePanels,every_n_steps:1,num_samples:2}",
+            "callbacks.image_panels={_target_:dmfn_lightning.training.callbacks.ImagePanels,every_n_steps:1,num_samples:2}",
         ],
         run_dir,
     )

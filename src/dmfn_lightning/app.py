@@ -3,12 +3,12 @@
 Run ``python -m dmfn_lightning.app --checkpoint outputs/demo/generator.pt`` (or the ``dmfn-app`` console script)
 and open http://127.0.0.1:7860. Needs the ``app`` extra: ``pip install 'dmfn_lightning[app]'`` (Gradio).
 
-The page is a thin layer over the library's inpainting API (:mod:`dmfn_lightning.inpainting`): the same
+The page is a thin layer over the library's inpainting API (:mod:`dmfn_lightning.inpainting.api`): the same
 padding, strategies (full resolution, resized to a working size, or a crop window around each hole:
-:mod:`dmfn_lightning.hd`) and exact compositing as ``python -m dmfn_lightning.inpaint``. The hole is the union
-of what you paint with the brush, an optional uploaded mask image and an optional generated mask (centre box,
+:mod:`dmfn_lightning.inpainting.hd`) and exact compositing as ``python -m dmfn_lightning.inpaint``. The hole is
+the union of what you paint with the brush, an optional uploaded mask image and an optional generated mask (centre box,
 random box or free-form strokes, as in training). Brush layers and mask files are read with the library's one
-mask rule (:mod:`dmfn_lightning.holes`): painted pixels of a transparent layer, and white or any colour at 50 %
+mask rule (:mod:`dmfn_lightning.core.holes`): painted pixels of a transparent layer, and white or any colour at 50 %
 or more (1 in a 0/1 mask) in an opaque mask. Bad input (a file that is not an image, an empty mask, an image above
 the pixel limit or the free memory, a broken generator returning NaN) is reported in the page, never as a stack
 trace. Before the model is loaded, the folder for the result PNGs (``--output-dir``, default a new temporary
@@ -16,10 +16,10 @@ folder) and Gradio's own cache folder (``GRADIO_TEMP_DIR``) are checked to be wr
 
 The work is split so it can be tested without a browser:
 
-* :mod:`dmfn_lightning.app_request` - :func:`inpaint_request`: image + editor layers + mask options ->
-  :class:`InpaintResult`; raises :class:`~dmfn_lightning.errors.InpaintError` with a message meant for the user.
+* :mod:`dmfn_lightning.webapp.request` - :func:`inpaint_request`: image + editor layers + mask options ->
+  :class:`InpaintResult`; raises :class:`~dmfn_lightning.core.errors.InpaintError` with a message meant for the user.
   No Gradio.
-* :mod:`dmfn_lightning.app_page` - :func:`make_callback`, the function wired to the button (errors become
+* :mod:`dmfn_lightning.webapp.page` - :func:`make_callback`, the function wired to the button (errors become
   ``gr.Error``, notes ``gr.Warning``), and :func:`build_app`, the ``gr.Blocks`` page.
 * this module - the command line (:func:`main`), and the names of the two above, re-exported.
 """
@@ -33,7 +33,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from dmfn_lightning.app_page import (
+from dmfn_lightning.cli_options import add_checkpoint, add_device, add_precision
+from dmfn_lightning.core.devices import resolve_device
+from dmfn_lightning.core.errors import DMFNError, exit_on_user_error
+from dmfn_lightning.core.files import check_output_folder
+from dmfn_lightning.inpainting.hd import DEFAULT_CROP_MARGIN
+from dmfn_lightning.models import CheckpointError, load_generator
+from dmfn_lightning.webapp.page import (
     APP_CSS,
     available_devices,
     build_app,
@@ -41,7 +47,7 @@ from dmfn_lightning.app_page import (
     import_gradio,
     make_callback,
 )
-from dmfn_lightning.app_request import (
+from dmfn_lightning.webapp.request import (
     DEFAULT_MAX_PIXELS,
     MASK_CHOICES,
     STRATEGY_CHOICES,
@@ -49,11 +55,6 @@ from dmfn_lightning.app_request import (
     brush_hole,
     inpaint_request,
 )
-from dmfn_lightning.cli_options import add_checkpoint, add_device, add_precision
-from dmfn_lightning.errors import DMFNError, exit_on_user_error
-from dmfn_lightning.hd import DEFAULT_CROP_MARGIN
-from dmfn_lightning.inpainting import check_output_folder, resolve_device
-from dmfn_lightning.models import CheckpointError, load_generator
 
 if TYPE_CHECKING:  # pragma: no cover
     from torch import nn
@@ -171,7 +172,7 @@ def _load_generator(checkpoint: str | None) -> tuple[Path, nn.Module]:
 
 def check_output_locations(output_dir: str | os.PathLike | None) -> None:
     """Before any work: ``output_dir`` (if given) and Gradio's cache folder must be writable folders; raises
-    :class:`~dmfn_lightning.inpainting.OutputPathError` with a one-line reason."""
+    :class:`~dmfn_lightning.inpainting.api.OutputPathError` with a one-line reason."""
     if output_dir:
         check_output_folder(output_dir, "--output-dir")
     # Gradio copies every result into its cache (GRADIO_TEMP_DIR, default <temp>/gradio) before serving it.

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from dmfn_lightning.devices import PRECISIONS
+from dmfn_lightning.core.devices import PRECISIONS
 
 __all__ = ["CHECKPOINT_KINDS", "add_checkpoint", "add_device", "add_no_ema", "add_precision"]
 

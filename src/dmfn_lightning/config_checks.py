@@ -11,10 +11,12 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from dmfn_lightning.devices import PRECISIONS
-from dmfn_lightning.errors import ConfigError
+from dmfn_lightning.core.devices import PRECISIONS
+from dmfn_lightning.core.errors import ConfigError
+from dmfn_lightning.data.files import PACKAGE_PREFIX
 from dmfn_lightning.losses import GAN_TYPES
-from dmfn_lightning.metrics import LPIPS_NETS, SSIM_CONVENTIONS
+from dmfn_lightning.metrics import LPIPS_NETS
+from dmfn_lightning.metrics.ssim import SSIM_CONVENTIONS
 from dmfn_lightning.models.blocks import BLOCK_SPECS
 
 
@@ -118,7 +120,10 @@ def validate_eval_config(cfg: DictConfig) -> None:
             raise ConfigError(f"invalid config: metrics.{key}={value!r}; allowed: an integer >= 1")
     if cfg.get("manifest") and cfg.get("manifest_out"):
         source, target = str(cfg.manifest), str(cfg.manifest_out)
-        if not source.startswith("pkg:") and Path(source).expanduser().resolve() == Path(target).expanduser().resolve():
+        if (
+            not source.startswith(PACKAGE_PREFIX)
+            and Path(source).expanduser().resolve() == Path(target).expanduser().resolve()
+        ):
             raise ConfigError(f"manifest_out={target} is the manifest being evaluated; write the copy elsewhere")
     ssim = str(OmegaConf.select(cfg, "metrics.ssim", default="full"))
     if ssim not in SSIM_CONVENTIONS:

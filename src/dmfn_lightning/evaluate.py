@@ -4,7 +4,7 @@ Protocol (Hui et al., arXiv:2002.02609, Section 4 and Table 1): the data group's
 (256), the exact centred 128 x 128 hole (``mask=center``), metrics on the whole composited image: LPIPS (AlexNet,
 v0.1), PSNR and SSIM on [0, 255] RGB, plus L1 (whole image and hole only). SSIM and PSNR are reported under every
 convention in use (``ssim_full``, ``ssim_cropped``, ``ssim_uniform7``; ``psnr`` per image and ``psnr_dataset``),
-``metrics.ssim`` picks the headline ``ssim``; the conventions are described in :mod:`dmfn_lightning.metrics`.
+``metrics.ssim`` picks the headline ``ssim``; the conventions are described in :mod:`dmfn_lightning.metrics.suite`.
 Holes and crops are a pure function of (seed, image index), inference runs in eval mode with deterministic
 kernels, so evaluating twice gives identical numbers.
 
@@ -25,16 +25,14 @@ against ground truths): when the Inception weights are not cached the run says i
 and goes on with the other metrics.
 
 Here: the config checks, the evaluation loop and the Hydra entry point. The data (test split or manifest pairs) is
-built by :mod:`dmfn_lightning.evaluation_data`, scored by :class:`dmfn_lightning.evaluation_run.EvaluationRun`,
-reported by :mod:`dmfn_lightning.reports` and bucketed by hole ratio by :mod:`dmfn_lightning.hole_buckets`; their
-public names are re-exported here.
+built by :mod:`dmfn_lightning.evaluation.data`, scored by :class:`dmfn_lightning.evaluation.run.EvaluationRun`,
+reported by :mod:`dmfn_lightning.evaluation.reports` and bucketed by hole ratio by
+:mod:`dmfn_lightning.evaluation.buckets`; their public names are re-exported here.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -48,12 +46,12 @@ from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from dmfn_lightning.config import compose, config_dir
 from dmfn_lightning.config_checks import validate_eval_config
-from dmfn_lightning.devices import resolve_device
-from dmfn_lightning.engine import run_generator
-from dmfn_lightning.errors import ConfigError, exit_on_user_error
-from dmfn_lightning.evaluation_data import (
+from dmfn_lightning.core.config import check_writable_dir, compose, config_dir
+from dmfn_lightning.core.devices import resolve_device
+from dmfn_lightning.core.errors import ConfigError, exit_on_user_error
+from dmfn_lightning.evaluation.buckets import BUCKETS, bucket_index, bucket_label, bucket_label_of, by_hole_ratio
+from dmfn_lightning.evaluation.data import (
     build_datamodule,
     check_manifest_out_data,
     is_box_mask,
@@ -62,11 +60,11 @@ from dmfn_lightning.evaluation_data import (
     relative_image,
     table1_protocol,
 )
-from dmfn_lightning.evaluation_run import EvaluationRun, save_images
-from dmfn_lightning.hole_buckets import BUCKETS, bucket_index, bucket_label, bucket_label_of, by_hole_ratio
-from dmfn_lightning.manifest_masks import ManifestWriter
+from dmfn_lightning.evaluation.manifests.masks import ManifestWriter
+from dmfn_lightning.evaluation.reports import CSV_COLUMNS, PAPER_TABLE1, format_value, render_table1
+from dmfn_lightning.evaluation.run import EvaluationRun, save_images
 from dmfn_lightning.models import load_generator
-from dmfn_lightning.reports import CSV_COLUMNS, PAPER_TABLE1, format_value, render_table1
+from dmfn_lightning.models.inference import run_generator
 
 if TYPE_CHECKING:
     from torch import nn
@@ -135,29 +133,6 @@ def _resolve_device(cfg: DictConfig) -> torch.device:
     return resolve_device(name)
 
 
-def _check_output_dir(out_dir: Path) -> None:
-    """Create the output folder and prove it writable, so a bad ``output_dir`` fails before any work."""
-    if out_dir.exists() and not out_dir.is_dir():
-        raise ConfigError(
-            f"output_dir {out_dir} is an existing file, not a folder; choose a folder with output_dir=..."
-        )
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise ConfigError(
-            f"cannot create output_dir {out_dir} ({err.strerror or err}); choose another with output_dir=..."
-        ) from err
-    # Permission bits are not the whole story (root, ACLs, read-only mounts): actually write a file.
-    try:
-        handle, probe = tempfile.mkstemp(prefix=".write-test-", dir=out_dir)
-        os.close(handle)
-        os.unlink(probe)
-    except OSError as err:
-        raise ConfigError(
-            f"output_dir {out_dir} is not writable ({err.strerror or err}); choose another with output_dir=..."
-        ) from err
-
-
 def evaluate(cfg: DictConfig, feature_extractor: nn.Module | None = None) -> dict[str, Any]:
     """Run the evaluation described by ``cfg`` (see ``conf/eval.yaml``); returns the summary.
 
@@ -166,7 +141,7 @@ def evaluate(cfg: DictConfig, feature_extractor: nn.Module | None = None) -> dic
     """
     validate_eval_config(cfg)
     out_dir = _output_dir(cfg)
-    _check_output_dir(out_dir)
+    check_writable_dir(out_dir, "output_dir")
     writer = ManifestWriter(str(cfg.manifest_out)) if cfg.get("manifest_out") else None
     if writer is not None:
         writer.check_writable()

@@ -12,7 +12,7 @@ composite it yourself, ``mask * out + (1 - mask) * image``):
 * **Any height and width.** The network needs H and W divisible by 4 (the eager generator refuses other sizes).
   The TorchScript and ONNX files pad their input inside the model, by reflection at the bottom and right, to the
   next multiples of 4 and crop the prediction back (:class:`PadToMultipleOf4`, exactly what
-  :func:`dmfn_lightning.inpainting.run_generator` does), so a 150x200 input gives a 150x200 output; sides must be
+  :func:`dmfn_lightning.inpainting.api.run_generator` does), so a 150x200 input gives a 150x200 output; sides must be
   at least 4. ``pt2`` and ``generator`` keep the eager model's check and refuse such sizes.
 * ``torchscript`` -> ``generator.torchscript.pt``: the network is traced (``torch.jit.trace``; it has no
   data-dependent control flow, so the trace is valid for every batch size, height and width; ``torch.jit.script``
@@ -41,7 +41,7 @@ metadata). The ``generator.pt`` written keeps the source's provenance: ``metadat
 has metadata (an exported generator's, a Lightning checkpoint's step), ``metadata.source_metadata``.
 
 This module is the verification and the command line; each format's writer and loader is one entry of
-:data:`dmfn_lightning.export_formats.EXPORT_FORMATS`, where the names re-exported here are defined.
+:data:`dmfn_lightning.models.export_formats.EXPORT_FORMATS`, where the names re-exported here are defined.
 """
 
 from __future__ import annotations
@@ -57,8 +57,10 @@ import torch
 from torch import nn
 
 from dmfn_lightning.cli_options import add_checkpoint, add_no_ema
-from dmfn_lightning.errors import ExportError, exit_on_user_error
-from dmfn_lightning.export_formats import (
+from dmfn_lightning.core.errors import ExportError, exit_on_user_error
+from dmfn_lightning.core.files import check_output_folder
+from dmfn_lightning.models import load_generator
+from dmfn_lightning.models.export_formats import (
     DEFAULT_FORMATS,
     EXPORT_FORMATS,
     FILENAMES,
@@ -75,8 +77,6 @@ from dmfn_lightning.export_formats import (
     padded_reference,
     with_two_stage_instance_norm,
 )
-from dmfn_lightning.image_io import check_output_folder
-from dmfn_lightning.models import load_generator
 
 __all__ = [
     "DEFAULT_FORMATS",
@@ -156,7 +156,7 @@ def export(
 ) -> dict[str, Any]:
     """Export ``generator`` in ``formats`` into ``output`` and verify each file; returns the report (also written
     to ``<output>/export.json``). Raises :class:`ExportError` when an export differs by more than ``tolerance``
-    (a number >= 0), and :class:`~dmfn_lightning.inpainting.OutputPathError` before any work when ``output``
+    (a number >= 0), and :class:`~dmfn_lightning.inpainting.api.OutputPathError` before any work when ``output``
     cannot be written."""
     unknown = [f for f in formats if f not in FORMATS]
     if unknown:

@@ -9,23 +9,23 @@
 ``--checkpoint`` is an exported generator (``generator.pt`` of a training run, or ``dmfn_lightning.export``), a
 Lightning checkpoint of :class:`~dmfn_lightning.module.DMFNModule`, or the authors' released generator weights.
 ``--image`` and ``--mask`` take a file or a folder; masks in a folder are matched to images by file name
-(:mod:`dmfn_lightning.photo_files`: ``photo.jpg`` <- ``photo.png`` in another folder, or ``photo_mask.png``,
+(:mod:`dmfn_lightning.inpainting.photo_files`: ``photo.jpg`` <- ``photo.png`` in another folder, or ``photo_mask.png``,
 ``photo-mask.png``, ``photo.mask.png``, ``mask_photo.png``, ``mask-photo.png``; "mask" in any letter case).
 Images and masks may share one folder (``--image photos/ --mask photos/``): a file named like the mask of another
 image in its folder is a mask and never an input, in that case and whenever an image folder holds masks; a file
 is never its own mask, and an image with two masks, or two files that differ only in their extension in a shared
-folder, are errors that name the files. Which mask pixels are holes is the rule of :mod:`dmfn_lightning.holes`
+folder, are errors that name the files. Which mask pixels are holes is the rule of :mod:`dmfn_lightning.core.holes`
 (white or any colour at 50 % or more, 1 in 0/1 masks, painted pixels of a transparent layer).
 
-``--strategy`` decides what the generator sees (:mod:`dmfn_lightning.hd`): ``full`` the whole image at its own
-resolution (the default), ``resize`` the whole image at ``--working-size`` (the default when ``--working-size`` is
+``--strategy`` decides what the generator sees (:mod:`~dmfn_lightning.inpainting.hd`): ``full`` the whole image at its
+own resolution (the default), ``resize`` the whole image at ``--working-size`` (the default when ``--working-size`` is
 given; without it, the model's training size), ``crop`` a window around each connected hole (``--crop-margin``
 pixels of context, at least the training size, overlapping windows merged) at the image's own resolution, so a
 small hole in a large photo is filled at full detail; with ``--working-size``, crop windows larger than it are
 processed at it.
 
 Outputs are ``<output>/<stem>.png`` at the original size, known pixels bit-identical to the input (see
-:mod:`dmfn_lightning.inpainting`). Before any work the output folder is checked (an existing file or a read-only
+:mod:`dmfn_lightning.inpainting.api`). Before any work the output folder is checked (an existing file or a read-only
 folder is an error), and before the network runs the memory it needs is checked against what the device has
 free (too large an image is refused with a ``--working-size`` that fits). Bad input exits with status 2 and a
 one-line message.
@@ -42,31 +42,21 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from dmfn_lightning.cli_options import add_checkpoint, add_device, add_no_ema, add_precision
-from dmfn_lightning.decode import read_size
-from dmfn_lightning.devices import available_memory, estimate_inference_bytes
-from dmfn_lightning.errors import exit_on_user_error
-from dmfn_lightning.hd import DEFAULT_CROP_MARGIN, STRATEGIES, check_crop_margin, training_size
-from dmfn_lightning.inpainting import (
-    MASK_KINDS,
-    InpaintError,
-    batches_by_size,
-    check_memory,
-    generate_mask,
-    inpaint_batch,
-    load_image,
-    load_mask,
-    resolve_device,
-    save_png,
-)
-from dmfn_lightning.models import load_generator
-from dmfn_lightning.photo_files import (
+from dmfn_lightning.core.decode import read_size
+from dmfn_lightning.core.devices import available_memory, check_memory, estimate_inference_bytes, resolve_device
+from dmfn_lightning.core.errors import InpaintError, exit_on_user_error
+from dmfn_lightning.core.sizes import MIN_SIDE, processed_dims
+from dmfn_lightning.inpainting.api import batches_by_size, inpaint_batch
+from dmfn_lightning.inpainting.hd import DEFAULT_CROP_MARGIN, STRATEGIES, check_crop_margin, training_size
+from dmfn_lightning.inpainting.image_io import MASK_KINDS, generate_mask, load_image, load_mask, save_png
+from dmfn_lightning.inpainting.photo_files import (
     check_mask_sizes,
     find_images,
     match_masks,
     output_paths,
     skipped_masks,
 )
-from dmfn_lightning.sizes import MIN_SIDE, processed_dims
+from dmfn_lightning.models import load_generator
 
 # Images per forward pass are limited so that B * H * W stays below this (large photos go one at a time).
 MAX_BATCH_PIXELS = 4 * 512 * 512

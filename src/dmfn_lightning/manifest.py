@@ -16,13 +16,13 @@ A manifest is a CSV file (optionally gzip-compressed, ``.csv.gz``) with one row 
 ================  ==============================================================================================
 
 Masks are 8-bit greyscale PNGs, white (255) = hole, read with the library's one mask rule
-(:mod:`dmfn_lightning.holes`). The checksum covers the decoded pixels (``"<mode> <W>x<H>\\n"`` followed by the raw
+(:mod:`dmfn_lightning.core.holes`). The checksum covers the decoded pixels (``"<mode> <W>x<H>\\n"`` followed by the raw
 pixel bytes, EXIF orientation applied), not the PNG bytes, so a file re-encoded by another zlib still matches while
 any edited pixel does not. Every evaluation through a manifest verifies every mask first and stops with a one-line
 :class:`ManifestError` naming the file when one differs.
 
 Images are prepared as the data groups prepare test images: centred square crop of side ``min(H, W)``, bicubic
-resize to the masks' size, ``[-1, 1]``. Metrics follow :mod:`dmfn_lightning.metrics` (composited output, uint8).
+resize to the masks' size, ``[-1, 1]``. Metrics follow :mod:`dmfn_lightning.metrics.suite` (composited output, uint8).
 
 Shipped manifests (``pkg:<name>``, in ``dmfn_lightning/data/manifests/``): the Table 1 centre protocol and a
 free-form protocol (every test image with one mask of each bucket 0-10 % .. 50-60 %; FFHQ's 10,000 test images one
@@ -43,11 +43,10 @@ Command line (``python -m dmfn_lightning.manifest``):
 Evaluating a generator: ``python -m dmfn_lightning.evaluate ckpt=... data=paris manifest=pkg:paris_free_form``;
 writing one from any evaluation: ``... manifest_out=eval.csv``.
 
-The format is split by concept: :mod:`~dmfn_lightning.manifest_files` (rows, CSV files, checksums),
-:mod:`~dmfn_lightning.manifest_masks` (mask generators, materialising, :class:`ManifestWriter`),
-:mod:`~dmfn_lightning.manifest_dataset` (images and evaluation samples), :mod:`~dmfn_lightning.manifest_protocols`
-(the shipped protocols) and :mod:`~dmfn_lightning.manifest_scoring` (other frameworks' outputs). This module
-re-exports their public names and is the command line.
+The format lives in :mod:`dmfn_lightning.evaluation.manifests`, split by concept: ``files`` (rows, CSV files,
+checksums), ``masks`` (mask generators, materialising, :class:`ManifestWriter`), ``dataset`` (images and evaluation
+samples), ``protocols`` (the shipped protocols) and ``scoring`` (other frameworks' outputs). This module re-exports
+their public names and is the command line.
 """
 
 from __future__ import annotations
@@ -57,28 +56,27 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 
-from dmfn_lightning.errors import ManifestError, exit_on_user_error
-from dmfn_lightning.manifest_dataset import ManifestDataset as ManifestDataset
-from dmfn_lightning.manifest_dataset import mask_size as mask_size
-from dmfn_lightning.manifest_dataset import resolve_images as resolve_images
-from dmfn_lightning.manifest_files import COLUMNS as COLUMNS
-from dmfn_lightning.manifest_files import PACKAGE_PREFIX as PACKAGE_PREFIX
-from dmfn_lightning.manifest_files import Manifest as Manifest
-from dmfn_lightning.manifest_files import ManifestRow as ManifestRow
-from dmfn_lightning.manifest_files import cache_dir as cache_dir
-from dmfn_lightning.manifest_files import manifests_dir as manifests_dir
-from dmfn_lightning.manifest_files import pixels_sha256 as pixels_sha256
-from dmfn_lightning.manifest_files import read_manifest, read_mask, shipped_manifests, write_manifest
-from dmfn_lightning.manifest_masks import ManifestWriter, materialise
-from dmfn_lightning.manifest_masks import generate_mask as generate_mask
-from dmfn_lightning.manifest_masks import load_generators as load_generators
-from dmfn_lightning.manifest_protocols import FULL_PRODUCT_MAX_IMAGES as FULL_PRODUCT_MAX_IMAGES
-from dmfn_lightning.manifest_protocols import PROTOCOLS, build_protocol
-from dmfn_lightning.manifest_protocols import _test_split_images as _test_split_images
-from dmfn_lightning.manifest_protocols import is_table1_manifest as is_table1_manifest
-from dmfn_lightning.manifest_protocols import protocol_generators as protocol_generators
-from dmfn_lightning.manifest_scoring import OUTPUT_EXTENSIONS as OUTPUT_EXTENSIONS
-from dmfn_lightning.manifest_scoring import score_outputs
+from dmfn_lightning.core.errors import ManifestError, exit_on_user_error
+from dmfn_lightning.data.files import PACKAGE_PREFIX as PACKAGE_PREFIX
+from dmfn_lightning.evaluation.manifests.dataset import ManifestDataset as ManifestDataset
+from dmfn_lightning.evaluation.manifests.dataset import mask_size as mask_size
+from dmfn_lightning.evaluation.manifests.dataset import resolve_images as resolve_images
+from dmfn_lightning.evaluation.manifests.files import COLUMNS as COLUMNS
+from dmfn_lightning.evaluation.manifests.files import Manifest as Manifest
+from dmfn_lightning.evaluation.manifests.files import ManifestRow as ManifestRow
+from dmfn_lightning.evaluation.manifests.files import cache_dir as cache_dir
+from dmfn_lightning.evaluation.manifests.files import manifests_dir as manifests_dir
+from dmfn_lightning.evaluation.manifests.files import pixels_sha256 as pixels_sha256
+from dmfn_lightning.evaluation.manifests.files import read_manifest, read_mask, shipped_manifests, write_manifest
+from dmfn_lightning.evaluation.manifests.masks import ManifestWriter, materialise
+from dmfn_lightning.evaluation.manifests.masks import generate_mask as generate_mask
+from dmfn_lightning.evaluation.manifests.masks import load_generators as load_generators
+from dmfn_lightning.evaluation.manifests.protocols import FULL_PRODUCT_MAX_IMAGES as FULL_PRODUCT_MAX_IMAGES
+from dmfn_lightning.evaluation.manifests.protocols import PROTOCOLS, build_protocol
+from dmfn_lightning.evaluation.manifests.protocols import _test_split_images as _test_split_images
+from dmfn_lightning.evaluation.manifests.protocols import is_table1_manifest as is_table1_manifest
+from dmfn_lightning.evaluation.manifests.protocols import protocol_generators as protocol_generators
+from dmfn_lightning.evaluation.manifests.scoring import score_outputs
 
 __all__ = [
     "COLUMNS",

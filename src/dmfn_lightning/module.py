@@ -17,12 +17,12 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
 
-from dmfn_lightning.ema import EMA
-from dmfn_lightning.engine import run_generator
-from dmfn_lightning.errors import CheckpointError, DivergenceError
-from dmfn_lightning.iterations import iterations_of
+from dmfn_lightning.core.errors import CheckpointError, DivergenceError
 from dmfn_lightning.metrics import InpaintingMetrics
 from dmfn_lightning.models import DMFNGenerator, GlobalLocalDiscriminator, VGG19Features, crop_local, safe_load
+from dmfn_lightning.models.ema import EMA
+from dmfn_lightning.models.inference import run_generator
+from dmfn_lightning.training.iterations import iterations_of
 
 # The frozen VGG19 (and the EMA copy) are in eval mode on purpose; Lightning's generic warning about it is noise.
 warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode", category=UserWarning)

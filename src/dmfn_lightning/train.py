@@ -26,14 +26,14 @@ from pytorch_lightning.loggers import WandbLogger
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 from torchvision.utils import save_image
 
-from dmfn_lightning.callbacks import AtomicCheckpointIO, panel_rows
-from dmfn_lightning.config import compose, config_dir
 from dmfn_lightning.config_checks import validate_batch_statistics, validate_train_config
-from dmfn_lightning.errors import CheckpointError, ConfigError, DataError, exit_on_user_error
-from dmfn_lightning.iterations import iterations_of
-from dmfn_lightning.models.io import export_generator, init_from_release, state_mismatch
+from dmfn_lightning.core.config import compose, config_dir
+from dmfn_lightning.core.errors import CheckpointError, ConfigError, DataError, exit_on_user_error
+from dmfn_lightning.models.generator_files import export_generator, init_from_release, state_mismatch
 from dmfn_lightning.models.torch_files import safe_load
 from dmfn_lightning.module import DMFNModule, run_config_of
+from dmfn_lightning.training.callbacks import AtomicCheckpointIO, panel_rows
+from dmfn_lightning.training.iterations import iterations_of
 
 log = logging.getLogger(__name__)
 # ModelCheckpoint warns that manual optimization saves the post-step state: that is what resuming needs.

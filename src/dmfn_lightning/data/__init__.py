@@ -4,18 +4,12 @@ See :mod:`dmfn_lightning.data.datasets`, :mod:`dmfn_lightning.data.masks`, :mod:
 and :mod:`dmfn_lightning.data.demo`.
 """
 
+from dmfn_lightning.core.decode import load_rgb
+from dmfn_lightning.core.errors import DataError
 from dmfn_lightning.data.datamodule import DMFNDataModule
-from dmfn_lightning.data.datasets import (
-    IMAGE_EXTENSIONS,
-    DataError,
-    ImageDataset,
-    ImageSource,
-    collate_samples,
-    list_images,
-    load_rgb,
-    read_file_list,
-)
+from dmfn_lightning.data.datasets import ImageDataset, collate_samples
 from dmfn_lightning.data.demo import DemoDataModule, demo_photo_paths
+from dmfn_lightning.data.files import ImageSource, list_images, read_file_list
 from dmfn_lightning.data.masks import (
     CenterMask,
     FreeFormMask,
@@ -28,7 +22,6 @@ from dmfn_lightning.data.masks import (
 )
 
 __all__ = [
-    "IMAGE_EXTENSIONS",
     "CenterMask",
     "DMFNDataModule",
     "DataError",

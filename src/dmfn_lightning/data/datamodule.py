@@ -11,7 +11,9 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader
 
-from dmfn_lightning.data.datasets import CROPS, DataError, ImageDataset, ImageSource, collate_samples
+from dmfn_lightning.core.errors import DataError
+from dmfn_lightning.data.datasets import CROPS, ImageDataset, collate_samples
+from dmfn_lightning.data.files import ImageSource
 from dmfn_lightning.data.masks import CenterMask, MaskGenerator, RandomBoxMask
 
 __all__ = ["DMFNDataModule"]

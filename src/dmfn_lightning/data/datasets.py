@@ -3,7 +3,7 @@
 Preprocessing follows the released DMFN loader: a square crop of side min(H, W) (random position for training,
 centred for evaluation and for faces; ``crop="released"`` reproduces the loader's non-square crop), bicubic resize
 to ``image_size`` with PIL, then ``x / 127.5 - 1``. Finding the files is :mod:`dmfn_lightning.data.files`, decoding
-them to 8-bit RGB (any mode, EXIF orientation applied) :mod:`dmfn_lightning.decode`; both are re-exported here.
+them to 8-bit RGB (any mode, EXIF orientation applied) :mod:`dmfn_lightning.core.decode`; both are re-exported here.
 
 Bad files (undecodable, truncated, too small for the crop) follow ``on_bad_image``: ``"raise"`` stops with a
 :class:`DataError` naming the file and the problem; ``"skip"`` warns with the path, counts it (the count is shared
@@ -30,22 +30,19 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset, default_collate, get_worker_info
 
+from dmfn_lightning.core.decode import load_rgb, read_size, to_rgb
+from dmfn_lightning.core.errors import DataError
+from dmfn_lightning.core.pixels import from_rgb_array
 from dmfn_lightning.data.files import (
-    IMAGE_EXTENSIONS,
     ImageSource,
     list_images,
     read_file_list,
     resolve_list_path,
 )
-from dmfn_lightning.data.files import PACKAGE_LIST_PREFIX as PACKAGE_LIST_PREFIX
 from dmfn_lightning.data.masks import CenterMask, MaskGenerator
-from dmfn_lightning.decode import load_rgb, read_size, to_rgb
-from dmfn_lightning.errors import DataError
-from dmfn_lightning.pixels import from_rgb_array
 
 __all__ = [
     "CROPS",
-    "IMAGE_EXTENSIONS",
     "DataError",
     "ImageDataset",
     "ImageSource",

@@ -23,8 +23,9 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from dmfn_lightning.core.errors import DataError
+from dmfn_lightning.core.files import atomic_write
 from dmfn_lightning.data.datamodule import DMFNDataModule
-from dmfn_lightning.data.datasets import DataError
 from dmfn_lightning.data.masks import FreeFormMask
 
 __all__ = ["DEMO_PHOTOS", "TRAIN_PHOTOS", "VAL_PHOTOS", "DemoDataModule", "demo_photo_paths"]
@@ -95,11 +96,8 @@ def _export(name: str, function: str, path: Path) -> Path:
         ) from err
     if isinstance(image, tuple):  # stereo_motorcycle -> (left, right, disparity)
         image = image[0]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp.png")
-    Image.fromarray(np.asarray(image, dtype=np.uint8)).convert("RGB").save(tmp)
-    os.replace(tmp, path)
-    return path
+    rgb = Image.fromarray(np.asarray(image, dtype=np.uint8)).convert("RGB")
+    return atomic_write(path, lambda f: rgb.save(f, format="PNG"))
 
 
 class DemoDataModule(DMFNDataModule):

@@ -1,7 +1,7 @@
 """Finding a split's images: a folder (searched recursively), a file list or explicit paths, then filters and checks.
 
 A split is described by an :class:`ImageSource`; :func:`list_images` turns it into sorted paths, raising
-:class:`~dmfn_lightning.errors.DataError` (naming the folder or list) for a missing root, listed files that do not
+:class:`~dmfn_lightning.core.errors.DataError` (naming the folder or list) for a missing root, listed files that do not
 exist, an empty result or a count that differs from the protocol's ``expected_count``. ``pkg:<name>`` names a file
 list shipped in ``dmfn_lightning/data/lists/`` (the test splits of the paper's data sets).
 """
@@ -19,12 +19,11 @@ from typing import Any
 from hydra.utils import to_absolute_path
 from omegaconf import DictConfig, OmegaConf
 
-from dmfn_lightning.decode import IMAGE_FILE_EXTENSIONS
-from dmfn_lightning.errors import DataError
+from dmfn_lightning.core.decode import IMAGE_FILE_EXTENSIONS
+from dmfn_lightning.core.errors import DataError
 
 __all__ = [
-    "IMAGE_EXTENSIONS",
-    "PACKAGE_LIST_PREFIX",
+    "PACKAGE_PREFIX",
     "ImageSource",
     "list_images",
     "read_file_list",
@@ -32,15 +31,15 @@ __all__ = [
 ]
 
 # Images and mask images are the same file types (one list, shared with the inpainting CLI's folders).
-IMAGE_EXTENSIONS = frozenset(IMAGE_FILE_EXTENSIONS)
-PACKAGE_LIST_PREFIX = "pkg:"
+# A list or manifest named "pkg:<name>" is the file of that name shipped inside the package.
+PACKAGE_PREFIX = "pkg:"
 
 
 def resolve_list_path(path: str | os.PathLike) -> Path:
     """A list file path; ``pkg:<name>`` names a list shipped in ``dmfn_lightning/data/lists/``."""
     text = str(path)
-    if text.startswith(PACKAGE_LIST_PREFIX):
-        name = text[len(PACKAGE_LIST_PREFIX) :]
+    if text.startswith(PACKAGE_PREFIX):
+        name = text[len(PACKAGE_PREFIX) :]
         resource = resources.files("dmfn_lightning.data").joinpath("lists", name)
         if not resource.is_file():
             shipped = sorted(p.name for p in resources.files("dmfn_lightning.data").joinpath("lists").iterdir())
@@ -172,7 +171,7 @@ def _walk_images(root: Path) -> list[Path]:
         found.extend(
             os.path.join(folder, n)
             for n in names
-            if not n.startswith(".") and os.path.splitext(n)[1].lower() in IMAGE_EXTENSIONS
+            if not n.startswith(".") and os.path.splitext(n)[1].lower() in IMAGE_FILE_EXTENSIONS
         )
     return [Path(p) for p in sorted(found)]
 
@@ -199,7 +198,9 @@ def list_images(source: ImageSource | str | Mapping) -> list[Path]:
         files = _walk_images(root)
         where = str(root)
         if not files:
-            raise DataError(f"{root}: no images found (searched recursively for {', '.join(sorted(IMAGE_EXTENSIONS))})")
+            raise DataError(
+                f"{root}: no images found (searched recursively for {', '.join(sorted(IMAGE_FILE_EXTENSIONS))})"
+            )
     else:
         raise DataError("a dataset source needs `root`, `list` or `files`")
 

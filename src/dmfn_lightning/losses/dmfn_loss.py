@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
-from dmfn_lightning.errors import ConfigError
+from dmfn_lightning.core.errors import ConfigError
 from dmfn_lightning.losses.adversarial import GAN_TYPES, adversarial_loss
 from dmfn_lightning.losses.alignment import MODES as ALIGNMENT_MODES
 from dmfn_lightning.losses.alignment import geometrical_alignment_loss
@@ -58,7 +58,7 @@ class DMFNLoss(nn.Module):
     (horizontal centre only, as the authors' code); ``gan_type`` is one of ``ragan``, ``vanilla``, ``lsgan``,
     ``hinge``. ``vgg_layer_weights``/``dis_layer_weights``: five per-layer weights, or None for 1000 / C_l^2.
     A term whose weight is 0 (or that is switched off) is not computed and reported as 0.
-    Invalid values raise :class:`~dmfn_lightning.errors.ConfigError` (a ValueError) naming the key.
+    Invalid values raise :class:`~dmfn_lightning.core.errors.ConfigError` (a ValueError) naming the key.
     """
 
     def __init__(

@@ -1,15 +1,11 @@
 """DMFN networks: generator, dense multi-scale fusion blocks, global-local discriminator, VGG19 features."""
 
+from dmfn_lightning.core.errors import CheckpointError
 from dmfn_lightning.models.blocks import BLOCK_SPECS, DMFB, build_block
 from dmfn_lightning.models.discriminator import GlobalLocalDiscriminator, crop_local
 from dmfn_lightning.models.generator import DMFNGenerator, init_weights
-from dmfn_lightning.models.io import (
-    CheckpointError,
-    convert_released_state_dict,
-    export_generator,
-    load_generator,
-    safe_load,
-)
+from dmfn_lightning.models.generator_files import convert_released_state_dict, export_generator, load_generator
+from dmfn_lightning.models.torch_files import safe_load
 from dmfn_lightning.models.vgg import VGG19Features
 
 __all__ = [

@@ -32,8 +32,8 @@ class DMFNGenerator(nn.Module):
 
     ``forward`` takes the 4-channel input ``cat([image * (1 - mask), mask])`` and returns the raw prediction in
     [-1, 1]; :meth:`make_input` builds that input and :meth:`composite` puts the prediction into the known pixels
-    (eq. 1's ``I_out``), both used by :func:`dmfn_lightning.engine.run_generator`. Any height and width divisible
-    by 4 work.
+    (eq. 1's ``I_out``), both used by :func:`~dmfn_lightning.models.inference.run_generator`. Any height and width
+    divisible by 4 work.
 
     ``upsample_init="bilinear"`` starts the decoder's two transposed convolutions as bilinear upsampling
     (:func:`~dmfn_lightning.models.layers.bilinear_upsampling_init_`) instead of PyTorch's default, which the

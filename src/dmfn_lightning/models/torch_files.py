@@ -6,33 +6,22 @@ from __future__ import annotations
 import os
 import pickle
 import re
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from dmfn_lightning.errors import CheckpointError
+from dmfn_lightning.core.errors import CheckpointError
+from dmfn_lightning.core.files import atomic_write
 
 __all__ = ["atomic_torch_save", "safe_load"]
 
 
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
-    """``torch.save`` to a temporary file in the same directory, then rename: a crash mid-write leaves the old
+    """``torch.save`` through :func:`~dmfn_lightning.core.files.atomic_write`: a crash mid-write leaves the old
     file intact."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda f: torch.save(obj, f))
 
 
 # Names of pickled classes that make a file a whole pickled model rather than weights (the modules of torch.nn,

@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from dmfn_lightning.weights import WeightsUnavailableError, resolve_pretrained, warn_random
+from dmfn_lightning.core.errors import WeightsUnavailableError
+from dmfn_lightning.core.weights import resolve_pretrained, warn_random
 
 # Indices in torchvision's vgg19().features right after relu1_1, relu2_1, relu3_1, relu4_1 and relu5_1.
 _SLICE_ENDS = (2, 7, 12, 21, 30)
@@ -21,7 +22,7 @@ NORMALIZATIONS = ("imagenet", "released")
 class VGG19Features(nn.Module):
     """The five ``relu*_1`` maps of VGG19 for images in [-1, 1].
 
-    ``weights``: ``"imagenet"`` (torchvision's cached file, see :mod:`dmfn_lightning.weights`), a path to a VGG19
+    ``weights``: ``"imagenet"`` (torchvision's cached file, see :mod:`dmfn_lightning.core.weights`), a path to a VGG19
     state dict, or ``"random"``. ``fallback_to_random=True`` (the offline demo only) turns a missing ImageNet file
     into a loud warning instead of an error; ``self.weights_used`` records what was actually loaded.
     The network is frozen and stays in eval mode whatever ``train()`` is called with.

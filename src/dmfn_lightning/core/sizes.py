@@ -1,0 +1,41 @@
+"""Processed sizes: the resolution at which the generator sees an image (padding to a multiple of 4, working size).
+
+The generator (Hui et al., arXiv:2002.02609) encodes with two stride-2 convolutions, so its input sides must be
+multiples of 4; :func:`pad_amounts` says how much :func:`~dmfn_lightning.inpainting.api.run_generator` pads.
+:func:`working_dims` is the ``resize`` strategy's resolution, and :func:`processed_dims` the size the network
+really runs at, which the memory guard (:func:`~dmfn_lightning.core.devices.check_memory`) sizes its estimate by.
+"""
+
+from __future__ import annotations
+
+from dmfn_lightning.core.errors import InpaintError
+
+__all__ = ["MIN_SIDE", "MULTIPLE", "pad_amounts", "processed_dims", "working_dims"]
+
+MULTIPLE = 4  # two stride-2 convolutions in the encoder
+MIN_SIDE = 8  # InstanceNorm needs more than one spatial element at H/4 x W/4
+
+
+def pad_amounts(height: int, width: int) -> tuple[int, int]:
+    """(rows, columns) to add at the bottom/right so both sides are multiples of 4 and at least 8."""
+    ph = max(MIN_SIDE, -(-height // MULTIPLE) * MULTIPLE) - height
+    pw = max(MIN_SIDE, -(-width // MULTIPLE) * MULTIPLE) - width
+    return ph, pw
+
+
+def working_dims(height: int, width: int, working_size: int) -> tuple[int, int]:
+    """(h, w) with the longer side ~``working_size``, both multiples of 4, aspect ratio kept."""
+    if working_size < MIN_SIDE:
+        raise InpaintError(f"working_size must be at least {MIN_SIDE}, got {working_size}")
+    scale = working_size / max(height, width)
+    h = max(MULTIPLE, round(height * scale / MULTIPLE) * MULTIPLE)
+    w = max(MULTIPLE, round(width * scale / MULTIPLE) * MULTIPLE)
+    return h, w
+
+
+def processed_dims(height: int, width: int, working_size: int | None) -> tuple[int, int]:
+    """The (h, w) the generator runs at: the padded image, or :func:`working_dims` with a ``working_size``."""
+    if working_size is None:
+        ph, pw = pad_amounts(height, width)
+        return height + ph, width + pw
+    return working_dims(height, width, int(working_size))

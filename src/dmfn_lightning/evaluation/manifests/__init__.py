@@ -1,0 +1,1 @@
+"""Evaluation manifests: fixed (image, mask) rows, their mask files, the shipped protocols and scoring of outputs."""

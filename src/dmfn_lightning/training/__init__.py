@@ -1,0 +1,1 @@
+"""Training layer: iterations <-> optimizer steps, the Trainer, checkpoint and panel callbacks, loggers."""

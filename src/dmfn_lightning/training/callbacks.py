@@ -1,0 +1,249 @@
+"""Callbacks: image panels of fixed validation samples, checkpoints on interruption, atomic checkpoint writes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from lightning_fabric.utilities.types import _PATH
+from pytorch_lightning.callbacks import ModelCheckpoint, RichProgressBar
+from pytorch_lightning.plugins.io import TorchCheckpointIO
+from pytorch_lightning.utilities import rank_zero_info
+from pytorch_lightning.utilities.exceptions import SIGTERMException
+from torchvision.utils import make_grid, save_image
+
+from dmfn_lightning.core.errors import DivergenceError
+from dmfn_lightning.models.torch_files import atomic_torch_save
+from dmfn_lightning.training.iterations import iterations_of
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Writes each checkpoint to a temporary file and renames it: killing the process mid-save leaves the
+    previous ``last.ckpt`` intact and loadable."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: _PATH, storage_options: Any | None = None) -> None:
+        if storage_options is not None:
+            raise TypeError(f"AtomicCheckpointIO takes no storage_options, got {storage_options!r}")
+        atomic_torch_save(checkpoint, path)
+
+
+class LastCheckpoint(pl.Callback):
+    """Owns ``<dirpath>/last.ckpt``: the newest training state, always under that one name.
+
+    Saved every ``every_n_steps`` iterations, at the end of training, and when training stops early (SIGTERM from
+    SLURM preemption or ``kill``, Ctrl+C, the divergence guard). Lightning raises these between iterations, so the
+    saved state is consistent and a requeued run (``ckpt_path=last``) continues from it, losing at most
+    ``every_n_steps`` iterations to a SIGKILL. Writes go through :class:`AtomicCheckpointIO` (temporary file, then
+    rename), so a reader never sees a half-written file. Lightning's ``ModelCheckpoint(save_last=True)`` is not
+    used for this: when the file already exists (any resumed run) it writes ``last-v1.ckpt``, ``last-v2.ckpt``...
+    and leaves ``last.ckpt`` stale.
+    """
+
+    FILENAME = "last.ckpt"
+
+    def __init__(self, dirpath: str | Path, every_n_steps: int | None = None) -> None:
+        if every_n_steps is not None and int(every_n_steps) < 1:
+            raise ValueError(f"every_n_steps={every_n_steps} must be >= 1 iterations or None")
+        self.dirpath = Path(dirpath)
+        self.every_n_steps = int(every_n_steps) if every_n_steps is not None else None
+        self._saved_global_step: int | None = None
+
+    @property
+    def path(self) -> Path:
+        return self.dirpath / self.FILENAME
+
+    def save(self, trainer: pl.Trainer) -> Path:
+        trainer.save_checkpoint(self.path)  # every rank calls it: it synchronises under DDP, rank 0 writes
+        self._saved_global_step = trainer.global_step
+        return self.path
+
+    def _due(self, trainer: pl.Trainer) -> bool:
+        return (
+            not trainer.sanity_checking and trainer.global_step > 0 and trainer.global_step != self._saved_global_step
+        )
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # A resumed run starts at the state last.ckpt holds: nothing new to save until the next iteration.
+        self._saved_global_step = trainer.global_step
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        every = self.every_n_steps
+        if every and self._due(trainer) and iterations_of(trainer.global_step) % every == 0:
+            self.save(trainer)
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self._due(trainer):
+            self.save(trainer)
+
+    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
+        if not isinstance(exception, (SIGTERMException, KeyboardInterrupt, DivergenceError)):
+            return
+        if self._due(trainer):
+            self.save(trainer)
+        rank_zero_info(
+            f"{type(exception).__name__}: saved {self.path} at iteration {iterations_of(trainer.global_step)}"
+        )
+
+
+class BestCheckpoints(ModelCheckpoint):
+    """Keeps the ``save_top_k`` best checkpoints by a validation metric as ``best-iterNNNNNNN.ckpt``.
+
+    The set of best files is part of the training state, restored on resume. A file written after the last
+    ``last.ckpt`` of a killed run is unknown to that state; it is deleted when the resumed run starts, so the folder
+    never holds more than ``save_top_k`` best files.
+    """
+
+    PREFIX = "best-"
+
+    def __init__(self, dirpath: str | Path, monitor: str | None, mode: str = "max", save_top_k: int = 1) -> None:
+        if monitor is None:  # nothing to rank by: keep no best file (Lightning would keep the latest instead)
+            save_top_k = 0
+        super().__init__(
+            dirpath=dirpath,
+            filename=self.PREFIX + "iter{iteration:07.0f}",
+            auto_insert_metric_name=False,
+            monitor=monitor,
+            mode=mode,
+            save_top_k=save_top_k,
+            save_last=False,
+            enable_version_counter=False,
+        )
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        super().on_train_start(trainer, pl_module)
+        if not trainer.is_global_zero or self.dirpath is None or not Path(self.dirpath).is_dir():
+            return
+        known = {Path(p).resolve() for p in self.best_k_models}
+        for path in Path(self.dirpath).glob(f"{self.PREFIX}*.ckpt"):
+            if path.resolve() not in known:
+                path.unlink(missing_ok=True)
+                rank_zero_info(f"Removed {path}: written after the checkpoint this run resumed from")
+
+
+def panel_rows(image: torch.Tensor, mask: torch.Tensor, output: torch.Tensor) -> torch.Tensor:
+    """``[3N, 3, H, W]`` in [0, 1]: for each sample, masked input (holes white) | output | ground truth."""
+    masked = image * (1 - mask) + mask
+    rows = torch.stack([masked, output, image], dim=1).flatten(0, 1)
+    return (rows.clamp(-1, 1) + 1) / 2
+
+
+class ImagePanels(pl.Callback):
+    """Every ``every_n_steps`` iterations (and at the end of training), inpaint the first ``num_samples``
+    validation images (fixed samples, fixed holes) and save ``masked input | output | ground truth`` rows as
+    ``<run dir>/images/iter_XXXXXX.png``; also sent to W&B / TensorBoard when those loggers are active."""
+
+    def __init__(self, every_n_steps: int = 500, num_samples: int = 4) -> None:
+        if every_n_steps < 1 or num_samples < 1:
+            raise ValueError(f"every_n_steps={every_n_steps} and num_samples={num_samples} must be >= 1")
+        self.every_n_steps = every_n_steps
+        self.num_samples = num_samples
+        self._samples: dict[str, torch.Tensor] | None = None
+        self.last_path: Path | None = None
+
+    def _fixed_samples(self, trainer: pl.Trainer) -> dict[str, torch.Tensor] | None:
+        if self._samples is None:
+            datamodule = trainer.datamodule
+            if datamodule is None:
+                return None
+            images, masks, bboxes = [], [], []
+            dataset = datamodule.val_dataloader().dataset
+            for i in range(min(self.num_samples, len(dataset))):
+                item = dataset[i]
+                images.append(item["image"])
+                masks.append(item["mask"])
+                bboxes.append(torch.as_tensor(item["bbox"]))
+            self._samples = {
+                "image": torch.stack(images),
+                "mask": torch.stack(masks),
+                "bbox": torch.stack(bboxes),
+            }
+        return self._samples
+
+    @torch.no_grad()
+    def render(self, trainer: pl.Trainer, pl_module) -> Path | None:
+        samples = self._fixed_samples(trainer)
+        if samples is None:
+            return None
+        batch = {k: v.to(pl_module.device) for k, v in samples.items()}
+        was_training = pl_module.training
+        pl_module.eval()
+        output = pl_module.complete(batch).float().cpu()
+        pl_module.train(was_training)
+        image, mask = samples["image"], samples["mask"]
+        grid = make_grid(panel_rows(image, mask, output), nrow=3, padding=2)
+        iteration = iterations_of(trainer.global_step)
+        out_dir = Path(trainer.default_root_dir) / "images"
+        out_dir.mkdir(parents=True, exist_ok=True)
+        path = out_dir / f"iter_{iteration:06d}.png"
+        save_image(grid, path)
+        self.last_path = path
+        for logger in trainer.loggers:
+            if hasattr(logger, "log_image"):  # WandbLogger
+                logger.log_image(
+                    "val/panels",
+                    [str(path)],
+                    step=iteration,
+                    caption=["masked input | output | ground truth"],
+                )
+            elif hasattr(getattr(logger, "experiment", None), "add_image"):  # TensorBoard
+                logger.experiment.add_image("val/panels", grid, global_step=iteration)
+        return path
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        iteration = iterations_of(trainer.global_step)
+        if trainer.is_global_zero and iteration % self.every_n_steps == 0:
+            self.render(trainer, pl_module)
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        if trainer.is_global_zero:
+            self.render(trainer, pl_module)
+
+
+class DDPConsistencyCheck(pl.Callback):
+    """At the end of training, compare a digest of the generator and discriminator parameters across ranks.
+
+    Manual optimization under DDP is easy to get subtly wrong (a missed gradient reduction leaves the replicas
+    drifting apart without any error). Each rank hashes its parameters; rank zero writes
+    ``<run dir>/ddp_consistency.json`` (``{"rank_digests": [...], "in_sync": bool}``) and raises when they differ.
+    """
+
+    def __init__(self, filename: str = "ddp_consistency.json") -> None:
+        self.filename = filename
+
+    @staticmethod
+    def digest(module: torch.nn.Module) -> str:
+        import hashlib
+
+        h = hashlib.sha256()
+        # Parameters only: BatchNorm running statistics are per-rank by design (each rank normalises its own batch).
+        for name, tensor in sorted(module.named_parameters()):
+            h.update(name.encode())
+            h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        return h.hexdigest()
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module) -> None:
+        import json
+
+        nets = torch.nn.ModuleDict({"g": pl_module.generator, "d": pl_module.discriminator})
+        local = torch.tensor(bytearray.fromhex(self.digest(nets)), dtype=torch.uint8, device=pl_module.device)
+        gathered = trainer.strategy.all_gather(local)
+        digests = [bytes(row.cpu().tolist()).hex() for row in gathered.reshape(-1, local.numel())]
+        in_sync = len(set(digests)) == 1
+        if trainer.is_global_zero:
+            path = Path(trainer.default_root_dir) / self.filename
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps({"rank_digests": digests, "in_sync": in_sync}, indent=1))
+        if not in_sync:
+            raise RuntimeError(f"DDP replicas diverged: weight digests per rank {digests}")
+
+
+class IterationProgressBar(RichProgressBar):
+    """Rich progress bar whose title counts the paper's iterations (``global_step // 2``) instead of the
+    open-ended epochs of a ``max_steps`` run (Lightning would print "Epoch 9/-2")."""
+
+    def _get_train_description(self, current_epoch: int) -> str:
+        trainer = self.trainer
+        total = iterations_of(trainer.max_steps) if trainer.max_steps and trainer.max_steps > 0 else "?"
+        return f"Epoch {current_epoch} · iteration {iterations_of(trainer.global_step)}/{total}"
