@@ -31,7 +31,7 @@ from benchmarks.common import ensure_importable
 ensure_importable()
 
 from dmfn_lightning.data import DemoDataModule  # noqa: E402
-from dmfn_lightning.data.masks import (  # noqa: E402
+from dmfn_lightning.masks import (  # noqa: E402
     CenterMask,
     FreeFormMask,
     MaskGenerator,

@@ -2,18 +2,25 @@
 
 ::
 
-    python -m benchmarks.hd_strategies --checkpoint outputs/demo/generator.pt --out docs/images/hd_strategies.png
+    python -m benchmarks.hd_strategies --checkpoint outputs/demo/generator.pt                  # outputs/hd_strategies/
+    python -m benchmarks.hd_strategies --checkpoint outputs/demo/generator.pt --update-docs    # + the README's figure
+
+Run it from the top of the checkout (``benchmarks`` is a folder there, not part of the installed package).
 
 scikit-image's bundled photos (astronaut, coffee, chelsea) are centre-cropped to 3:2 and upscaled (bicubic) to
 ``--size`` (default 3000x2000). Each gets holes covering 2 %, 10 % and 30 % of the image: three ellipses at
 seeded random places, grown together until their union covers exactly that share (a hole may run off the
-border, as objects in photos do). Every (photo, hole) pair is inpainted by ``python -m dmfn_lightning.inpaint``
-(run in this process, PNG in and out, as a user runs it) with ``--strategy full``, ``--strategy resize
+border, as objects in photos do). Every (photo, hole) pair is inpainted by ``dmfn_lightning.inpaint.main``, the
+function behind ``python -m dmfn_lightning.inpaint`` and ``dmfn-inpaint``, called in this process with PNG files in
+and out as a user passes them, with ``--strategy full``, ``--strategy resize
 --working-size N`` (``--working-size``, default 256, the paper's training size) and ``--strategy crop``. For each
 run the script checks that the known pixels are bit-identical to the input, and measures inside the hole, against
-the original photo: L1 (mean absolute error, 0-255 scale) and PSNR (dB), and the wall time of the command. It
-prints a Markdown table (means over the photos) and saves a figure: a zoom on one 2 % hole with the three results,
-and time / PSNR against the hole's share.
+the original photo: L1 (mean absolute error, 0-255 scale) and PSNR (dB), and the wall-clock and CPU time of that
+call: checkpoint load, PNG read, inpainting and PNG write, without Python's start-up and the package's imports (done
+once, before the first call), so a shell running ``dmfn-inpaint`` takes longer by that start-up. It prints a
+Markdown table (means over the photos) and writes it with a figure (a zoom on one 2 % hole with the three results,
+and time / PSNR against the hole's share) into ``--out`` (default ``outputs/hd_strategies/``). The figure the README
+shows, ``docs/images/hd_strategies.png``, is replaced only with ``--update-docs``.
 
 Numbers depend on the generator: a weak one (the few-minute offline demo) is what they measure then, not DMFN.
 """
@@ -36,7 +43,8 @@ from PIL import Image
 PHOTOS = ("astronaut", "coffee", "chelsea")
 RATIOS = (0.02, 0.10, 0.30)
 STRATEGIES = ("full", "resize", "crop")
-FIGURE = Path(__file__).resolve().parents[1] / "docs" / "images" / "hd_strategies.png"
+DOCS_FIGURE = Path(__file__).resolve().parents[1] / "docs" / "images" / "hd_strategies.png"  # shown in the README
+DEFAULT_OUT = Path("outputs") / "hd_strategies"
 COLOURS = {"full": "#4c72b0", "resize": "#dd8452", "crop": "#55a868"}
 
 
@@ -115,8 +123,8 @@ def network_megapixels(strategy: str, hole: np.ndarray, generator, working_size:
 
 
 def inpaint_cli(checkpoint: Path, image: Path, mask: Path, output: Path, extra: list[str]) -> tuple[float, float]:
-    """(wall, CPU) seconds ``python -m dmfn_lightning.inpaint`` (in this process) takes, model loading and PNGs
-    included."""
+    """(wall, CPU) seconds of one in-process call of ``dmfn_lightning.inpaint.main`` (what ``dmfn-inpaint`` runs):
+    checkpoint load, PNG read, inpainting and PNG write; Python's start-up and the imports are not included."""
     from dmfn_lightning.inpaint import main
 
     args = ["--checkpoint", str(checkpoint), "--image", str(image), "--mask", str(mask), "--output", str(output)]
@@ -171,8 +179,9 @@ def markdown_table(runs: list[Run], args: argparse.Namespace) -> str:
     lines = [
         f"{width}x{height} photos ({', '.join(args.photos)}; bicubic upscales of scikit-image's), holes of three "
         f"ellipses; mean over the photos. resize: --working-size {args.working_size}; crop: default margin "
-        "(128 px), no cap. Time: the whole `dmfn-inpaint` command (model load, PNG read/write) on the CPU, wall "
-        f"clock and CPU time of the process ({torch.get_num_threads()} threads).",
+        "(128 px), no cap. Time: one call of `dmfn_lightning.inpaint.main` (the function behind `dmfn-inpaint`) in "
+        "the benchmark's process on the CPU: checkpoint load, PNG read, inpainting and PNG write, without Python's "
+        f"start-up and imports; wall clock and CPU time of the process ({torch.get_num_threads()} threads).",
         "",
         "| hole | strategy | L1 in hole (0-255) ↓ | PSNR in hole (dB) ↑ | wall time (s) ↓ | CPU time (s) ↓ "
         "| generator input (Mpx) |",
@@ -268,26 +277,51 @@ def _size(text: str) -> tuple[int, int]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.hd_strategies", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.hd_strategies",
+        description=(
+            "Compare the inpainting strategies full, resize and crop on large photos: L1 and PSNR in the hole, "
+            "wall and CPU time. Run from the top of the checkout."
+        ),
+    )
     parser.add_argument("--checkpoint", required=True, type=Path, help="generator file (e.g. generator.pt)")
-    parser.add_argument("--out", type=Path, default=FIGURE, help=f"figure path (default {FIGURE})")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=DEFAULT_OUT,
+        help=f"folder for the table (hd_strategies.md) and the figure (hd_strategies.png); default {DEFAULT_OUT}/",
+    )
+    parser.add_argument(
+        "--update-docs",
+        action="store_true",
+        help=f"also replace the README's figure, {DOCS_FIGURE.relative_to(DOCS_FIGURE.parents[2])}",
+    )
     parser.add_argument("--markdown", type=Path, help="also write the table to this file")
     parser.add_argument("--size", type=_size, default=(3000, 2000), help="WIDTHxHEIGHT (default 3000x2000)")
-    parser.add_argument("--photos", nargs="+", default=list(PHOTOS), choices=PHOTOS)
+    parser.add_argument(
+        "--photos", nargs="+", default=list(PHOTOS), choices=PHOTOS, help="scikit-image photos (default all three)"
+    )
     parser.add_argument("--ratios", nargs="+", type=float, default=list(RATIOS), help="hole shares (0-1)")
     parser.add_argument("--working-size", type=int, default=256, help="resize's --working-size (default 256)")
     parser.add_argument("--work-dir", type=Path, help="keep the images, masks and outputs here")
     args = parser.parse_args(argv)
+    if args.out.suffix.lower() == ".png":
+        parser.error(f"--out is a folder now, got {args.out}; the README's figure is replaced with --update-docs")
+    args.out.mkdir(parents=True, exist_ok=True)  # before the minutes of work, not after
     with tempfile.TemporaryDirectory(prefix="hd_strategies_") as tmp:
         work = args.work_dir or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
         runs, sample = run_all(args, work)
     table = markdown_table(runs, args)
     print(table)
+    (args.out / "hd_strategies.md").write_text(table + "\n")
     if args.markdown:
         args.markdown.write_text(table + "\n")
-    save_figure(runs, sample, args, args.out)
-    print(f"figure: {args.out} ({args.out.stat().st_size / 1e3:.0f} kB)")
+    figures = [args.out / "hd_strategies.png"] + ([DOCS_FIGURE] if args.update_docs else [])
+    for figure in figures:
+        save_figure(runs, sample, args, figure)
+        print(f"figure: {figure} ({figure.stat().st_size / 1e3:.0f} kB)")
+    print(f"table: {args.out / 'hd_strategies.md'}")
     return 0
 
 

@@ -1,5 +1,6 @@
-"""The benchmark suite (issues 7 and 13): ``python -m benchmarks.run`` (or ``make bench``) measures on whatever
-accelerator is present and writes ``benchmarks/results.md`` (one block per kind of device) and a JSON beside it.
+"""The benchmark suite: ``python -m benchmarks.run`` (or ``make bench``) measures on whatever accelerator is
+present and writes ``benchmarks/results.md`` (one block per kind of device) and a JSON beside it. Run it from the
+top of the checkout: ``benchmarks`` is a folder there, not part of the installed package.
 
     python -m benchmarks.run                                  # --device auto: CUDA when available, else CPU
     python -m benchmarks.run --device cuda --quick --out DIR  # the GPU suite in about 6 minutes (time-budgeted)
@@ -7,9 +8,9 @@ accelerator is present and writes ``benchmarks/results.md`` (one block per kind 
     python -m benchmarks.run --from-json DIR/results.json     # merge a GPU run's JSON into benchmarks/results.md
 
 CPU suite (unchanged rows, batch 2, 256 px, median of 5 after 2 warm-up): the training iteration as the authors'
-released loop, our math in a plain loop, ``DMFNModule`` under a Trainer in fp32, ``bf16-mixed`` and
-``channels_last``; dense matmul peak; generator inference at 256/512/1024 px; dataloader images/s per worker count;
-input-pipeline stages; host syncs per iteration of a tiny run.
+released loop, ``DMFNModule.training_step`` in a plain loop (no Trainer), ``DMFNModule`` under a Trainer in fp32,
+``bf16-mixed`` and ``channels_last``; dense matmul peak; generator inference at 256/512/1024 px; dataloader images/s
+per worker count; input-pipeline stages; host syncs per iteration of a tiny run.
 
 CUDA suite (batch 16, 256 px, paper losses, random VGG19, fixed batch; median of 20 after 5 warm-up): the
 authors' loop (PyTorch defaults), ours in fp32 with TF32, bf16-mixed, bf16-mixed + channels_last, bf16-mixed +
@@ -261,19 +262,59 @@ def _outputs(args: argparse.Namespace) -> tuple[Path, Path]:
     return args.output, args.output.with_suffix(".json")
 
 
+DESCRIPTION = """\
+The benchmark suite: training and inference speed, FLOP/s against the dense
+matmul peak, peak memory and dataloader throughput, measured on the device
+chosen by --device. It writes benchmarks/results.md (one block per kind of
+device; a run replaces only its own block) and results.json beside it.
+Run it from the top of the checkout: benchmarks is a folder there, not part
+of the installed package."""
+EXAMPLES = """examples:
+  python -m benchmarks.run                                  # --device auto: CUDA when available, else CPU
+  python -m benchmarks.run --device cuda --quick --out DIR  # the GPU suite in about 6 minutes (time-budgeted)
+  python -m benchmarks.run --tiny --device cpu              # smoke test of every code path (64 px, batch 2)
+  python -m benchmarks.run --from-json DIR/results.json     # merge a GPU run's JSON into benchmarks/results.md
+"""
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.run",
+        description=DESCRIPTION,
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--device",
+        choices=["auto", "cpu", "cuda"],
+        default="auto",
+        help="where to measure (default auto: CUDA when available, else the CPU)",
+    )
     parser.add_argument("--quick", action="store_true", help="time-budgeted run (CUDA: the ~6 minute suite)")
     parser.add_argument("--tiny", action="store_true", help="smoke-test sizes (64 px, batch 2), in this process")
-    parser.add_argument("--reps", type=int, default=None, help="timed repetitions (default: CPU 5, CUDA 20)")
-    parser.add_argument("--only", default="", help="comma-separated sections (default: the device's suite)")
-    parser.add_argument("--layout", choices=["cpu", "cuda"], help="which suite (default: the device's)")
-    parser.add_argument("--budget-s", type=float, default=None, help="stop starting sections after this (quick: 330)")
+    parser.add_argument(
+        "--reps", type=int, default=None, help="timed repetitions (default: CPU 5, 3 with --quick; CUDA 20)"
+    )
+    parser.add_argument(
+        "--only",
+        default="",
+        help="comma-separated sections (default: the device's suite). CPU suite: "
+        + ", ".join(CPU_SECTIONS)
+        + ". CUDA suite: "
+        + ", ".join(CUDA_SECTIONS + CUDA_FULL_ONLY)
+        + ".",
+    )
+    parser.add_argument("--layout", choices=["cpu", "cuda"], help="which suite (default: the one of --device)")
+    parser.add_argument(
+        "--budget-s",
+        type=float,
+        default=None,
+        help="time budget in seconds: sections that no longer fit are skipped (--quick: 330)",
+    )
     parser.add_argument("--inline", action="store_true", help="run sections in this process (default with --tiny)")
     parser.add_argument("--subprocess", action="store_true", help="one process per section, also with --tiny")
     parser.add_argument("--out", type=Path, help="folder for results.md and results.json (default: benchmarks/)")
-    parser.add_argument("--output", type=Path, default=RESULTS, help="results markdown (without --out)")
+    parser.add_argument("--output", type=Path, default=RESULTS, help="results markdown when --out is not given")
     parser.add_argument("--from-json", type=Path, help="render a results JSON into the markdown; run nothing")
     parser.add_argument("--section", help=argparse.SUPPRESS)  # internal: one section, printed as JSON
     args = parser.parse_args(argv)

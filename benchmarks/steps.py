@@ -2,8 +2,10 @@
 
 * :func:`bench_lightning`: ``DMFNModule`` under a Lightning ``Trainer``, built from the config as ``train`` builds
   it (any ``trainer.precision``, ``model.channels_last``, ``model.compile``, ``model/block``);
-* :func:`plain_step`: the same math as ``DMFNModule.training_step`` with the module's own optimizers, no Lightning
-  (the Lightning-overhead reference);
+* :func:`module_step`: the module's own ``DMFNModule.training_step``, called from a plain Python loop with
+  :class:`BareTrainer` standing in for the ``Trainer`` (the module's optimizers and schedulers, ``backward`` =
+  ``loss.backward()``, logging off). Same code, same math as under the Trainer, without Lightning's loop, hooks,
+  optimizer wrappers and logging: the Lightning-overhead reference;
 * :func:`authors_step`: the authors' released training loop, straight-line: generator forward, every generator loss
   with D(real) computed inside the G step, G step, then D(real) again and D(fake) for the D step, D step, and
   every loss read back with ``.item()`` for the log each iteration, as the release does; plain
@@ -16,7 +18,9 @@ from __future__ import annotations
 
 import contextlib
 import time
+import warnings
 from collections.abc import Callable
+from types import SimpleNamespace
 from typing import Any
 
 import torch
@@ -37,40 +41,48 @@ from benchmarks.common import (
 from benchmarks.probe import Phases
 
 
-def plain_step(module, batch: dict[str, torch.Tensor], opt_g, opt_d, ctx: Callable | None = None) -> None:
-    """The same math as DMFNModule.training_step, written without Lightning (the reference)."""
-    from dmfn_lightning.models import DMFNGenerator, crop_local
+class BareTrainer:
+    """The few ``Trainer`` attributes that ``DMFNModule.training_step`` reads, and nothing else.
 
+    Attached as the module's trainer, it lets the module's own step run outside Lightning's loop: ``optimizers()``
+    returns the bare torch optimizers (no ``LightningOptimizer`` wrapper), ``manual_backward`` calls
+    ``loss.backward()``, ``lr_schedulers()`` returns the schedulers (the step steps them itself), no iteration is a
+    logging one (``should_update_logs`` is False, as on the iterations between ``trainer.log_every_n_steps``), and
+    ``barebones`` makes ``LightningModule.log`` return at once, so nothing is logged. There is no precision plugin:
+    run the step inside :func:`benchmarks.common.autocast` for bf16.
+    """
+
+    barebones = True  # LightningModule.log returns straight away (with a warning, filtered in module_step)
+    global_step = 0
+
+    def __init__(self, optimizers: list, schedulers: list) -> None:
+        self.optimizers = list(optimizers)
+        self.lr_scheduler_configs = [SimpleNamespace(scheduler=s) for s in schedulers]
+        self.strategy = SimpleNamespace(_lightning_optimizers=self.optimizers, backward=self._backward)
+        self._logger_connector = SimpleNamespace(should_update_logs=False)
+
+    @staticmethod
+    def _backward(loss: torch.Tensor, optimizer, *args, **kwargs) -> None:
+        loss.backward(*args, **kwargs)
+
+
+def attach_bare_trainer(module) -> BareTrainer:
+    """Build ``module``'s optimizers and schedulers (``configure_optimizers``) and attach a :class:`BareTrainer`."""
+    configured = module.configure_optimizers()
+    optimizers, scheds = configured if isinstance(configured, tuple) else (configured, [])
+    schedulers = [s["scheduler"] if isinstance(s, dict) else s for s in scheds]
+    host = BareTrainer(optimizers, schedulers)
+    module.trainer = host
+    return host
+
+
+def module_step(module, batch: dict[str, torch.Tensor], opt_g=None, opt_d=None, ctx: Callable | None = None) -> None:
+    """One iteration: ``module.training_step`` itself, on a module with a :class:`BareTrainer` attached (it steps
+    the module's own optimizers and schedulers; ``opt_g``/``opt_d`` are accepted for the loop's common signature)."""
     ctx = ctx or contextlib.nullcontext
-    image, mask, bbox = batch["image"], batch["mask"], batch["bbox"]
-    with ctx():
-        with torch.no_grad():
-            target_feats = module.vgg(image)
-        real_logits, real_feats = module.discriminator(image, crop_local(image, bbox))
-        module.discriminator.requires_grad_(False)
-        output = DMFNGenerator.composite(module.generator(DMFNGenerator.make_input(image, mask)), image, mask)
-        fake_logits, fake_feats = module.discriminator(output, crop_local(output, bbox))
-        g_total, _ = module.loss.generator_loss(
-            output,
-            image,
-            module.vgg(output),
-            target_feats,
-            fake_logits,
-            real_logits.detach(),
-            fake_feats,
-            [f.detach() for f in real_feats],
-        )
-    del target_feats
-    opt_g.zero_grad(set_to_none=True)
-    g_total.backward()
-    opt_g.step()
-    module.discriminator.requires_grad_(True)
-    with ctx():
-        fake_d, _ = module.discriminator(output.detach(), crop_local(output.detach(), bbox))
-        d_total, _ = module.loss.discriminator_loss(real_logits, fake_d)
-    opt_d.zero_grad(set_to_none=True)
-    d_total.backward()
-    opt_d.step()
+    with ctx(), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*self.log\\(\\)")  # barebones: logging is off on purpose
+        module.training_step(batch, 0)
 
 
 def authors_step(module, batch: dict[str, torch.Tensor], opt_g, opt_d, ctx: Callable | None = None) -> dict:
@@ -133,7 +145,8 @@ def _loss_description(cfg) -> dict[str, Any]:
 
 
 def bench_loop(kind: str, sizes: Sizes, device: str, plan: Plan, precision: str = "fp32") -> dict[str, Any]:
-    """``kind="plain"`` (our math, the module's optimizers) or ``"authors"`` (the released loop), no Lightning."""
+    """``kind="plain"`` (``DMFNModule.training_step`` in a plain loop, :func:`module_step`) or ``"authors"`` (the
+    released loop, :func:`authors_step`); no Lightning loop either way."""
     from dmfn_lightning import train as train_mod
 
     tf32 = None
@@ -147,11 +160,10 @@ def bench_loop(kind: str, sizes: Sizes, device: str, plan: Plan, precision: str 
     module.train()
     schedulers: list = []
     if kind == "plain":
-        configured = module.configure_optimizers()
-        optimizers, scheds = configured if isinstance(configured, tuple) else (configured, [])
-        opt_g, opt_d = optimizers
-        schedulers = [s["scheduler"] if isinstance(s, dict) else s for s in scheds]
-        step = plain_step
+        # The module's own training_step; it steps its optimizers and schedulers itself.
+        host = attach_bare_trainer(module)
+        opt_g, opt_d = host.optimizers
+        step = module_step
     elif kind == "authors":
         opt_g = torch.optim.Adam(module.generator.parameters(), lr=2e-4, betas=(0.5, 0.999))
         opt_d = torch.optim.Adam(module.discriminator.parameters(), lr=2e-4, betas=(0.5, 0.999))

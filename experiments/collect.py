@@ -10,7 +10,14 @@ sweep: runs that differ by ``model/block`` are Table 2, by ``loss`` Table 3, oth
 
 The paper prints its ablations with the variants as columns; here every such paper column is one row, in the
 paper's order, with our run beside it ("-" where we have none). Runs of variants the paper does not have (e.g.
-``model/block=released``) follow with "-" on the paper side.
+``model/block=released``) follow with "-" on the paper side. The metric columns (LPIPS, PSNR, SSIM: label, order
+and decimals) are the paper's columns of the package's table of metrics (``dmfn_lightning.metrics.table``).
+
+The paper's numbers are all measured with the Table 1 protocol (256x256 images, the exact centred 128x128 hole).
+Each run's validation setting is read from the config Hydra recorded beside its ``results.json``
+(``.hydra/config.yaml``: ``data.image_size`` and ``data.eval_mask``) and checked as ``evaluate`` checks its own
+(``dmfn_lightning.evaluation.data.is_table1_setting``); when a run was validated otherwise (the toy sweeps' 64 px),
+the table says so with ``evaluate``'s warning, and it says which runs it could not check.
 """
 
 from __future__ import annotations
@@ -19,6 +26,14 @@ import argparse
 import json
 from dataclasses import dataclass
 from pathlib import Path
+
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
+from dmfn_lightning.evaluation.data import is_table1_setting
+from dmfn_lightning.evaluation.reports import NOT_TABLE1_PROTOCOL
+from dmfn_lightning.metrics.table import PAPER_METRICS
+from dmfn_lightning.models.blocks import build_block
 
 
 @dataclass(frozen=True)
@@ -108,6 +123,20 @@ def run_dataset(result: dict) -> str | None:
     return RECIPE_DATASET.get(experiment)
 
 
+def validation_setting(run_dir: Path) -> dict | None:
+    """A run's validation setting, ``{"image_size", "eval_mask", "table1"}``, from the config Hydra recorded in
+    ``<run dir>/.hydra/config.yaml``; ``None`` when there is no such record or it cannot be read."""
+    path = run_dir / ".hydra" / "config.yaml"
+    if not path.is_file():
+        return None
+    try:
+        data = OmegaConf.load(path).data
+        size, mask = int(data.image_size), instantiate(data.eval_mask)
+    except Exception:  # an unreadable or foreign record: the protocol is unknown, not an error of the table
+        return None
+    return {"image_size": size, "eval_mask": repr(mask), "table1": is_table1_setting(mask, size)}
+
+
 def load_runs(sweep_dir: Path) -> list[dict]:
     runs = []
     for path in sorted(sweep_dir.rglob("results.json")):
@@ -116,6 +145,7 @@ def load_runs(sweep_dir: Path) -> list[dict]:
         result["dataset"] = run_dataset(result)
         result.setdefault("block", _override(result, "model/block") or "dmfb")
         result["job"] = str(path.parent.relative_to(sweep_dir))
+        result["validation"] = validation_setting(path.parent)
         runs.append(result)
     if not runs:
         raise SystemExit(f"no results.json under {sweep_dir}: is it a finished run or `-m` sweep directory?")
@@ -135,10 +165,6 @@ def infer_table(runs: list[dict]) -> str:
 def block_params(name: str) -> int | None:
     """Parameters of one of our blocks (Table 2 compares parameters per block), None for an unknown name."""
     try:
-        from dmfn_lightning.models.blocks import build_block
-    except ImportError:  # the collector also works without the package installed, minus this column
-        return None
-    try:
         return sum(p.numel() for p in build_block(name).parameters())
     except ValueError:
         return None
@@ -157,23 +183,16 @@ def table_rows(runs: list[dict], table: str) -> tuple[list[str], list[list[str]]
     spec = PAPER[table]
     key = spec.key
     columns = [key.removesuffix("_name"), "paper column", "iterations"]
-    columns += ["LPIPS (ours)", "LPIPS (paper)", "PSNR (ours)", "PSNR (paper)", "SSIM (ours)", "SSIM (paper)"]
+    columns += [f"{metric.label} ({side})" for metric in PAPER_METRICS for side in ("ours", "paper")]
     if table == "2":
         columns += ["params/block (ours)", "params/block (paper)"]
 
     def row(name: str, paper: PaperColumn | None, run: dict | None) -> list[str]:
         m = (run or {}).get("metrics", {})
-        cells = [
-            name,
-            paper.label if paper else "-",
-            str(run.get("iteration")) if run else "-",
-            _fmt(m.get("val/lpips"), 4),
-            _fmt(paper.lpips if paper else None, 4),
-            _fmt(m.get("val/psnr"), 2),
-            _fmt(paper.psnr if paper else None, 2),
-            _fmt(m.get("val/ssim"), 4),
-            _fmt(paper.ssim if paper else None, 4),
-        ]
+        cells = [name, paper.label if paper else "-", str(run.get("iteration")) if run else "-"]
+        for metric in PAPER_METRICS:
+            cells.append(_fmt(m.get(f"val/{metric.name}"), metric.digits))
+            cells.append(_fmt(getattr(paper, metric.name) if paper else None, metric.digits))
         if table == "2":
             cells += [_count(block_params(name)), _count(paper.params if paper else None)]
         return cells
@@ -186,11 +205,28 @@ def table_rows(runs: list[dict], table: str) -> tuple[list[str], list[list[str]]
     return columns, rows
 
 
+def protocol_notes(runs: list[dict]) -> list[str]:
+    """The lines under a table's title about the runs' validation protocol: ``evaluate``'s warning when a run was
+    not validated with the Table 1 protocol (the paper's numbers were), and the runs that could not be checked."""
+    other = [run for run in runs if run.get("validation") is not None and not run["validation"]["table1"]]
+    unknown = [run for run in runs if run.get("validation") is None]
+    lines = []
+    if other:
+        validated = ", ".join(
+            f"{run['job']} ({run['validation']['image_size']} px, {run['validation']['eval_mask']})" for run in other
+        )
+        lines += [NOT_TABLE1_PROTOCOL, ">", f"> Validated otherwise: {validated}.", ""]
+    if unknown:
+        jobs = ", ".join(run["job"] for run in unknown)
+        lines += [f"Validation protocol not recorded (no .hydra/config.yaml beside results.json): {jobs}.", ""]
+    return lines
+
+
 def markdown_table(runs: list[dict], table: str) -> str:
     spec = PAPER[table]
     ours_on = sorted({str(run["dataset"]) for run in runs if run.get("dataset")}) or ["unknown"]
     columns, rows = table_rows(runs, table)
-    lines = [f"## {spec.title}", "", f"Paper: {spec.dataset}. Ours: {', '.join(ours_on)}.", ""]
+    lines = [f"## {spec.title}", "", *protocol_notes(runs), f"Paper: {spec.dataset}. Ours: {', '.join(ours_on)}.", ""]
     lines += ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(cells) + " |" for cells in rows]
     return "\n".join(lines) + "\n"

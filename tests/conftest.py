@@ -18,9 +18,11 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 from PIL import Image
+from torch import nn
 
 from dmfn_lightning.core.config import config_dir
 from dmfn_lightning.evaluate import compose_config, evaluate
+from dmfn_lightning.metrics.perceptual import LPIPSMetric
 from dmfn_lightning.models import DMFNGenerator, export_generator
 
 torch.set_num_threads(2)
@@ -95,3 +97,45 @@ def run_evaluation(setup: dict[str, Path], out: Path, *extra: str) -> dict:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # the random-LPIPS-trunk warning
         return evaluate(cfg)
+
+
+@pytest.fixture(scope="module")
+def random_lpips() -> LPIPSMetric:
+    """LPIPS on a seeded random AlexNet trunk (no weights file needed), with the package's calibrated layers."""
+    torch.manual_seed(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the random-trunk warning
+        return LPIPSMetric("alex", backbone_weights="random")
+
+
+class RandomFeatures(nn.Module):
+    """A small random-initialised feature extractor (uint8 images -> 32-d), standing in for Inception v3."""
+
+    num_features = 32
+
+    def __init__(self, seed: int = 0) -> None:
+        super().__init__()
+        torch.manual_seed(seed)
+        self.net = nn.Sequential(
+            nn.Conv2d(3, 16, 3, stride=2), nn.ReLU(), nn.Conv2d(16, 32, 3, stride=2), nn.AdaptiveAvgPool2d(1)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        assert x.dtype == torch.uint8  # the Inception convention: 8-bit images
+        return self.net(x.float() / 127.5 - 1.0).flatten(1) * 10
+
+
+@pytest.fixture
+def random_features() -> type[nn.Module]:
+    """The FID/KID feature extractor of the tests: ``random_features(seed=0)`` makes one (reports name it
+    ``custom: RandomFeatures``)."""
+    return RandomFeatures
+
+
+@pytest.fixture(scope="session")
+def written_manifest(eval_setup, tmp_path_factory) -> dict:
+    """A free-form evaluation of ``eval_setup`` that also wrote its pairs as a manifest (``manifest_out``):
+    ``{"summary", "manifest" (the CSV), "run" (the evaluation's output folder)}``."""
+    out = tmp_path_factory.mktemp("written")
+    summary = run_evaluation(eval_setup, out / "run", "mask=free_form", f"manifest_out={out / 'm' / 'eval.csv'}")
+    return {"summary": summary, "manifest": out / "m" / "eval.csv", "run": out / "run"}

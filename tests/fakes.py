@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from dmfn_lightning.data.files import resolve_list_path
+from dmfn_lightning.core.file_lists import resolve_list_path
 
 
 def fake_dataset_layouts(data: Path, size: int = 20) -> Path:

@@ -1,4 +1,6 @@
-"""The Table 1 evaluation entry point on a tiny generated image folder (data=folder, random LPIPS trunk)."""
+"""The evaluate command on a tiny generated image folder (data=folder, random LPIPS trunk): the Table 1 protocol end
+to end, its config and command-line errors, FID/KID, and evaluating through manifests (manifest=, manifest_out=).
+The modules it is built from have their own tests in tests/evaluation/."""
 
 from __future__ import annotations
 
@@ -6,6 +8,7 @@ import csv
 import importlib.metadata
 import json
 import os
+import shutil
 import subprocess
 import tempfile
 import warnings
@@ -14,15 +17,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from cli import run_module
-from conftest import EVAL_IMAGES, eval_overrides, run_evaluation
 from PIL import Image
 
-from dmfn_lightning.core.errors import ConfigError
+from dmfn_lightning.core.errors import ConfigError, ManifestError
 from dmfn_lightning.evaluate import compose_config, evaluate
-from dmfn_lightning.evaluation.buckets import BUCKETS, by_hole_ratio
-from dmfn_lightning.evaluation.reports import render_table1
+from dmfn_lightning.evaluation.manifests.files import COLUMNS, pixels_sha256, read_manifest, write_manifest
+from dmfn_lightning.evaluation.manifests.masks import materialise
 from dmfn_lightning.metrics.pixel import psnr_from_mse
+from tests.cli import run_module
+from tests.conftest import EVAL_IMAGES, eval_overrides, run_evaluation
 
 
 def test_evaluate_twice_gives_identical_results(eval_setup, tmp_path):
@@ -121,7 +124,7 @@ def test_free_form_buckets_and_saved_images(eval_setup, tmp_path):
 
 
 def test_paper_row_from_the_data_group(eval_setup, tmp_path):
-    from fakes import fake_dataset_layouts
+    from tests.fakes import fake_dataset_layouts
 
     data = fake_dataset_layouts(tmp_path / "data")
     out = tmp_path / "out"
@@ -146,30 +149,6 @@ def test_paper_row_from_the_data_group(eval_setup, tmp_path):
     assert "# DMFN evaluation: Paris StreetView" in table
     assert "| DMFN, paper Table 1 (100 images) | 0.1018 | 25.00 | 0.8563 | n/a | n/a |" in table
     assert "| n/a |" in table.split("ours:")[1].splitlines()[0]  # our LPIPS column: disabled
-
-
-def test_paper_row_and_bucket_edges():
-    rows = [{"hole_ratio": r, "psnr": 20.0 + i} for i, r in enumerate([0.0, 0.1, 0.1001, 0.55, 0.9])]
-    buckets = by_hole_ratio(rows, ["psnr"])
-    assert len(buckets) == len(BUCKETS)
-    assert [b["count"] for b in buckets] == [2, 1, 0, 0, 0, 1, 1]  # (low, high]; 0 joins 0-10 %
-    assert buckets[0]["psnr"] == 20.5 and buckets[2]["psnr"] is None
-    summary = {
-        "dataset": "paris",
-        "dataset_name": "Paris StreetView",
-        "checkpoint_name": "last.ckpt",
-        "n_images": 100,
-        "metrics": {"psnr": 25.5, "ssim": 0.86, "lpips": 0.1, "l1": 0.02, "l1_hole": 0.1},
-        "paper_table1": {"images": 100, "lpips": 0.1018, "psnr": 25.00, "ssim": 0.8563},
-        "protocol": {"table1": True, "mask": "CenterMask()", "image_size": 256},
-        "lpips": {"net": "alex", "version": "0.1", "backbone": "/x/alexnet.pth"},
-        "psnr_capped_images": 0,
-        "conventions": {"psnr": "..."},
-    }
-    table = render_table1(summary)
-    assert "| DMFN, paper Table 1 (100 images) | 0.1018 | 25.00 | 0.8563 | n/a | n/a |" in table
-    assert "| ours: last.ckpt (100 images) | 0.1000 | 25.50 | 0.8600 | 0.0200 | 0.1000 |" in table
-    assert "Not the Table 1 protocol" not in table
 
 
 def _cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
@@ -281,15 +260,13 @@ def test_fid_kid_without_inception_weights_finish_and_say_where_to_put_them(
     assert "## FID and KID" in table and "Not computed: FID/KID skipped" in table
 
 
-def test_fid_kid_with_a_custom_feature_extractor(eval_setup, tmp_path):
-    from test_metrics import RandomFeatures
-
+def test_fid_kid_with_a_custom_feature_extractor(eval_setup, tmp_path, random_features):
     summaries = []
     for name in ("a", "b"):
         cfg = compose_config(eval_overrides(eval_setup, tmp_path / name, "metrics.fid=true", "metrics.kid=true"))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
-            summaries.append(evaluate(cfg, feature_extractor=RandomFeatures()))
+            summaries.append(evaluate(cfg, feature_extractor=random_features()))
     first, second = summaries
     assert first["metrics"] == second["metrics"]  # KID's subsets are seeded
     assert first["metrics"]["fid"] > 0 and first["metrics"]["kid"] is not None and first["metrics"]["kid_std"] >= 0
@@ -318,3 +295,147 @@ def test_evaluate_re_exports_the_names_of_its_modules():
         for name in set(module.__all__) & set(facade.__all__):
             assert getattr(facade, name) is getattr(module, name), name
     assert facade._build_datamodule is evaluation_data.build_datamodule
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# manifests: manifest_out= writes the evaluated pairs, manifest= evaluates exactly them
+
+
+MANIFEST_ROW_METRICS = (
+    "psnr",
+    "ssim",
+    "ssim_full",
+    "ssim_cropped",
+    "ssim_uniform7",
+    "lpips",
+    "l1",
+    "l1_hole",
+    "hole_ratio",
+)
+
+
+def per_image(out: Path) -> list[dict[str, str]]:
+    with (out / "per_image.csv").open() as f:
+        return list(csv.DictReader(f))
+
+
+def test_written_manifest_rows_and_masks(eval_setup, written_manifest):
+    path = written_manifest["manifest"]
+    with path.open() as f:
+        rows = list(csv.DictReader(f))
+    assert tuple(rows[0]) == COLUMNS and len(rows) == EVAL_IMAGES
+    assert [r["image"] for r in rows] == [f"val/img{i}.png" for i in range(EVAL_IMAGES)]  # relative to data.root
+    assert [r["id"] for r in rows] == [f"{i:05d}_img{i}" for i in range(EVAL_IMAGES)]
+    for row, evaluated in zip(rows, per_image(written_manifest["run"])):
+        mask = path.parent / row["mask"]
+        assert row["mask"].startswith("eval_masks/") and mask.is_file()
+        with Image.open(mask) as img:
+            assert img.mode == "L" and img.size == (32, 32) and set(np.unique(np.asarray(img))) <= {0, 255}
+            assert pixels_sha256(img) == row["mask_sha256"]
+            assert float(row["hole_ratio"]) == pytest.approx((np.asarray(img) > 127).mean(), abs=1e-6)
+        assert float(row["hole_ratio"]) == pytest.approx(float(evaluated["hole_ratio"]), abs=1e-6)
+        assert row["seed"] == "0" and row["generator"] == ""  # the mask file is the definition
+        assert row["bucket"].endswith("%")
+
+
+def test_evaluating_through_a_manifest_twice_and_through_its_copy_is_identical(eval_setup, written_manifest, tmp_path):
+    manifest = written_manifest["manifest"]
+    copy = tmp_path / "copy" / "eval.csv"  # same name elsewhere: summary.json may then be compared byte for byte
+    first = run_evaluation(
+        eval_setup, tmp_path / "a", f"manifest={manifest}", f"manifest_out={copy}", "save_images=true"
+    )
+    second = run_evaluation(eval_setup, tmp_path / "b", f"manifest={manifest}")
+    through_copy = run_evaluation(eval_setup, tmp_path / "c", f"manifest={copy}")
+
+    # the manifest's pairs are the dataset's pairs: the numbers of the run that wrote it, exactly
+    assert first["metrics"] == written_manifest["summary"]["metrics"]
+    assert first["metrics"] == second["metrics"] == through_copy["metrics"]
+    for name in ("a", "b"):
+        assert (tmp_path / name / "per_image.csv").read_bytes() == (tmp_path / "c" / "per_image.csv").read_bytes()
+    assert (tmp_path / "b" / "summary.json").read_bytes() == (tmp_path / "c" / "summary.json").read_bytes()
+    rows, original = per_image(tmp_path / "a"), per_image(written_manifest["run"])
+    assert [r["id"] for r in rows] == [f"{i:05d}_img{i}" for i in range(EVAL_IMAGES)]
+    for row, reference in zip(rows, original):
+        assert {k: row[k] for k in MANIFEST_ROW_METRICS} == {k: reference[k] for k in MANIFEST_ROW_METRICS}
+
+    summary = json.loads((tmp_path / "c" / "summary.json").read_text())
+    assert summary["manifest"]["rows"] == EVAL_IMAGES and summary["protocol"]["mask"] == "manifest eval"
+    assert summary["manifest"]["content_sha256"] == read_manifest(manifest).content_sha256()
+    assert "Evaluated through the manifest `eval`" in (tmp_path / "c" / "table1.md").read_text()
+    assert read_manifest(copy).rows == read_manifest(manifest).rows
+    # scoring the saved images as another framework's outputs: tests/evaluation/manifests/test_scoring.py
+
+
+def test_an_edited_mask_stops_evaluation_naming_the_file(eval_setup, written_manifest, tmp_path):
+    folder = tmp_path / "edited"
+    shutil.copytree(written_manifest["manifest"].parent, folder)
+    manifest = folder / "eval.csv"
+    target = folder / read_manifest(manifest).rows[2].mask
+    pixels = np.asarray(Image.open(target)).copy()
+    pixels[0, 0] = 255 - pixels[0, 0]  # one pixel
+    Image.fromarray(pixels).save(target)
+    with pytest.raises(ManifestError) as info:
+        run_evaluation(eval_setup, tmp_path / "out", f"manifest={manifest}")
+    message = str(info.value)
+    assert str(target) in message and "checksum" in message and "\n" not in message
+    assert not (tmp_path / "out" / "summary.json").exists()
+    # that the checksum covers the decoded pixels, not the PNG bytes: tests/evaluation/manifests/test_files.py
+
+
+def test_cli_edited_mask_exits_2_with_one_line(eval_setup, written_manifest, tmp_path):
+    folder = tmp_path / "edited"
+    shutil.copytree(written_manifest["manifest"].parent, folder)
+    target = folder / read_manifest(folder / "eval.csv").rows[0].mask
+    Image.new("L", (32, 32), 255).save(target)
+    done = run_module(
+        "evaluate", eval_overrides(eval_setup, tmp_path / "out", f"manifest={folder / 'eval.csv'}"), tmp_path
+    )
+    assert done.returncode == 2, done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
+    assert len(lines) == 1 and str(target) in lines[0] and "checksum" in lines[0], done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_evaluate_a_shipped_manifest(eval_setup, tmp_path, monkeypatch):
+    """pkg:paris_center: masks made once into $DMFN_CACHE; its first rows evaluated on Paris stand-ins at 256 px give
+    the data group's Table 1 numbers for the same images."""
+    from tests.fakes import fake_dataset_layouts
+
+    monkeypatch.setenv("DMFN_CACHE", str(tmp_path / "cache"))
+    shipped = read_manifest("pkg:paris_center")
+    assert materialise(shipped) == 1
+    made = sorted(p.name for p in (tmp_path / "cache" / "manifests" / "paris_center" / "masks").iterdir())
+    assert made == ["center_256.png"]
+
+    # a 4-row manifest cut from it (masks made again beside it from the rows' generators and seeds)
+    subset = write_manifest(tmp_path / "subset" / "paris4.csv", shipped.rows[:4])
+    data = fake_dataset_layouts(tmp_path / "data")
+    args = [
+        f"ckpt={eval_setup['ckpt']}",
+        "data=paris",
+        f"data.root={data / 'paris'}",
+        "data.num_workers=0",
+        "batch_size=4",
+        "lpips.enabled=false",
+        "progress=false",
+    ]
+    summary = evaluate(compose_config([*args, f"manifest={subset}", f"output_dir={tmp_path / 'a'}"]))
+    assert summary["n_images"] == 4 and summary["protocol"]["table1"] is True  # the exact centre box at 256
+    assert "by_hole_ratio" not in summary and (tmp_path / "subset" / "masks" / "center_256.png").is_file()
+    first_four = ["+data.val.limit=4", "data.val.expected_count=null", f"output_dir={tmp_path / 'b'}"]
+    direct = evaluate(compose_config([*args, *first_four]))
+    assert direct["metrics"] == summary["metrics"]
+
+
+def test_manifest_out_needs_centre_cropped_test_images(eval_setup, tmp_path):
+    args = [
+        f"ckpt={eval_setup['ckpt']}",
+        "data=demo",
+        "data.image_size=32",
+        "data.num_workers=0",
+        "lpips.enabled=false",
+    ]
+    args += ["progress=false", f"output_dir={tmp_path / 'out'}", f"manifest_out={tmp_path / 'm.csv'}"]
+    with pytest.raises(ConfigError, match="manifest_out needs centre-cropped test images"):
+        evaluate(compose_config(args))
+    assert not (tmp_path / "out" / "summary.json").exists()

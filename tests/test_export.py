@@ -186,9 +186,8 @@ def test_export_into_the_source_folder_keeps_the_source(generator, tmp_path, cap
 
 def test_export_output_is_checked_before_loading_the_model(generator, tmp_path, monkeypatch, capsys):
     """Item 6: an existing file or a read-only folder as --output: one line, exit 2, before anything is loaded."""
-    from readonly import unwritable_folder
-
     import dmfn_lightning.export as export_module
+    from tests.readonly import unwritable_folder
 
     monkeypatch.setattr(
         export_module, "load_generator", lambda *a, **k: (_ for _ in ()).throw(AssertionError("loaded"))

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from cli import run_module
-from fakes import fake_dataset_layouts
-from wandb_records import finished_wandb_records
 
 from dmfn_lightning.train import compose_config, train
+from tests.cli import run_module
+from tests.fakes import fake_dataset_layouts
+from tests.wandb_records import finished_wandb_records
 
 TINY = ["+debug=fast"]
 REPO = Path(__file__).resolve().parents[1]

@@ -6,13 +6,16 @@ and open http://127.0.0.1:7860. Needs the ``app`` extra: ``pip install 'dmfn_lig
 The page is a thin layer over the library's inpainting API (:mod:`dmfn_lightning.inpainting.api`): the same
 padding, strategies (full resolution, resized to a working size, or a crop window around each hole:
 :mod:`dmfn_lightning.inpainting.hd`) and exact compositing as ``python -m dmfn_lightning.inpaint``. The hole is
-the union of what you paint with the brush, an optional uploaded mask image and an optional generated mask (centre box,
-random box or free-form strokes, as in training). Brush layers and mask files are read with the library's one
-mask rule (:mod:`dmfn_lightning.core.holes`): painted pixels of a transparent layer, and white or any colour at 50 %
-or more (1 in a 0/1 mask) in an opaque mask. Bad input (a file that is not an image, an empty mask, an image above
-the pixel limit or the free memory, a broken generator returning NaN) is reported in the page, never as a stack
-trace. Before the model is loaded, the folder for the result PNGs (``--output-dir``, default a new temporary
-folder) and Gradio's own cache folder (``GRADIO_TEMP_DIR``) are checked to be writable.
+the union of what you paint with the brush, an optional uploaded mask image and an optional generated mask (the mask
+kinds for photos of the data layer's registry, :func:`dmfn_lightning.masks.photo_mask_kinds`: centre box, random
+box or free-form strokes, as in training; this command hands them to the page, :func:`generated_masks`). Brush
+layers and mask files are read with the library's one mask rule (:mod:`dmfn_lightning.core.holes`): painted pixels
+of a transparent layer, and white or any colour at 50 % or more (1 in a 0/1 mask) in an opaque mask. Bad input (a
+file that is not an image, an empty mask, an image above the pixel limit or the free memory, a broken generator
+returning NaN) is reported in the page, never as a stack trace. Before the model is loaded, the page's default
+working size and crop margin are checked (by the inpainting API's checks), and the folder for the result PNGs
+(``--output-dir``, default a new temporary folder) and Gradio's own cache folder (``GRADIO_TEMP_DIR``) are checked
+to be writable.
 
 The work is split so it can be tested without a browser:
 
@@ -21,7 +24,9 @@ The work is split so it can be tested without a browser:
   No Gradio.
 * :mod:`dmfn_lightning.webapp.page` - :func:`make_callback`, the function wired to the button (errors become
   ``gr.Error``, notes ``gr.Warning``), and :func:`build_app`, the ``gr.Blocks`` page.
-* this module - the command line (:func:`main`), and the names of the two above, re-exported.
+* this module - the command line (:func:`main`), and the names of the two above, re-exported; its
+  :func:`build_app`, :func:`make_callback` and :func:`inpaint_request` offer the registry's generated holes by
+  default.
 """
 
 from __future__ import annotations
@@ -29,42 +34,38 @@ from __future__ import annotations
 import argparse
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from dmfn_lightning.cli_options import add_checkpoint, add_device, add_precision
 from dmfn_lightning.core.devices import resolve_device
 from dmfn_lightning.core.errors import DMFNError, exit_on_user_error
 from dmfn_lightning.core.files import check_output_folder
-from dmfn_lightning.inpainting.hd import DEFAULT_CROP_MARGIN
+from dmfn_lightning.core.sizes import check_working_size
+from dmfn_lightning.inpainting.hd import DEFAULT_CROP_MARGIN, check_crop_margin
+from dmfn_lightning.masks import generate_mask, mask_kinds
 from dmfn_lightning.models import CheckpointError, load_generator
-from dmfn_lightning.webapp.page import (
-    APP_CSS,
-    available_devices,
-    build_app,
-    check_mask_upload,
-    import_gradio,
-    make_callback,
-)
+from dmfn_lightning.webapp import page, request
+from dmfn_lightning.webapp.page import APP_CSS, available_devices, check_mask_upload, import_gradio
 from dmfn_lightning.webapp.request import (
     DEFAULT_MAX_PIXELS,
-    MASK_CHOICES,
     STRATEGY_CHOICES,
+    GeneratedMasks,
     InpaintResult,
     brush_hole,
-    inpaint_request,
 )
 
 if TYPE_CHECKING:  # pragma: no cover
+    import gradio as gr
     from torch import nn
 
 __all__ = [
     "APP_CSS",
     "CHECKPOINT_HELP",
     "DEFAULT_MAX_PIXELS",
-    "MASK_CHOICES",
     "STRATEGY_CHOICES",
+    "GeneratedMasks",
     "InpaintResult",
     "available_devices",
     "brush_hole",
@@ -73,6 +74,7 @@ __all__ = [
     "check_mask_upload",
     "check_output_locations",
     "find_demo_checkpoint",
+    "generated_masks",
     "import_gradio",
     "inpaint_request",
     "main",
@@ -89,6 +91,31 @@ The web app needs a trained generator (--checkpoint PATH). To get one:
     generator.pt), or a full experiment such as `+experiment=paris`.
   * or export a Lightning checkpoint with `python -m dmfn_lightning.export`; the authors' released generator
     weights and DMFNModule checkpoints (.ckpt) load directly too."""
+
+
+def generated_masks() -> GeneratedMasks:
+    """The generated holes the page offers: the data layer's mask kinds for photos, each under its class's label
+    (:func:`dmfn_lightning.masks.mask_kinds`), drawn by :func:`dmfn_lightning.masks.generate_mask`."""
+    return GeneratedMasks({kind: cls.label or kind for kind, cls in mask_kinds(for_photos=True).items()}, generate_mask)
+
+
+def build_app(generator: nn.Module, **kwargs: Any) -> gr.Blocks:
+    """:func:`dmfn_lightning.webapp.page.build_app` offering :func:`generated_masks` unless ``masks=`` is given."""
+    kwargs.setdefault("masks", generated_masks())
+    return page.build_app(generator, **kwargs)
+
+
+def make_callback(generator: nn.Module, **kwargs: Any) -> Callable[..., tuple[Any, ...]]:
+    """:func:`dmfn_lightning.webapp.page.make_callback` offering :func:`generated_masks` unless ``masks=`` is given."""
+    kwargs.setdefault("masks", generated_masks())
+    return page.make_callback(generator, **kwargs)
+
+
+def inpaint_request(generator: nn.Module, editor_value: Any, *args: Any, **kwargs: Any) -> InpaintResult:
+    """:func:`dmfn_lightning.webapp.request.inpaint_request` offering :func:`generated_masks` unless ``masks=`` is
+    given."""
+    kwargs.setdefault("masks", generated_masks())
+    return request.inpaint_request(generator, editor_value, *args, **kwargs)
 
 
 def find_demo_checkpoint(root: str | os.PathLike = ".") -> Path | None:
@@ -123,9 +150,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_precision(parser)
     parser.add_argument(
         "--working-size",
-        type=_positive_int,
+        type=int,
         default=0,
-        help="default working resolution (longer side, px); 0 = full resolution",
+        help="default working resolution (longer side, px, at least 8); 0 = full resolution",
     )
     parser.add_argument(
         "--strategy",
@@ -136,7 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--crop-margin",
-        type=_positive_int,
+        type=int,
         default=DEFAULT_CROP_MARGIN,
         help=f"default context around each hole for the crop strategy, px (default {DEFAULT_CROP_MARGIN})",
     )
@@ -172,7 +199,7 @@ def _load_generator(checkpoint: str | None) -> tuple[Path, nn.Module]:
 
 def check_output_locations(output_dir: str | os.PathLike | None) -> None:
     """Before any work: ``output_dir`` (if given) and Gradio's cache folder must be writable folders; raises
-    :class:`~dmfn_lightning.inpainting.api.OutputPathError` with a one-line reason."""
+    :class:`~dmfn_lightning.core.errors.OutputPathError` with a one-line reason."""
     if output_dir:
         check_output_folder(output_dir, "--output-dir")
     # Gradio copies every result into its cache (GRADIO_TEMP_DIR, default <temp>/gradio) before serving it.
@@ -184,6 +211,9 @@ def check_output_locations(output_dir: str | os.PathLike | None) -> None:
 def main(argv: Sequence[str] | None = None) -> None:
     """``python -m dmfn_lightning.app`` / ``dmfn-app``: check the output folders, load the generator, serve the page."""
     args = build_parser().parse_args(argv)
+    # The page's defaults, checked by the inpainting API's checks now rather than on the first press of the button.
+    check_working_size(args.working_size or None, "--working-size")
+    check_crop_margin(args.crop_margin, "--crop-margin")
     check_output_locations(args.output_dir)  # before Gradio is imported and the model loaded
     import_gradio()  # fail fast, before loading the model
     device = str(resolve_device(args.device))
@@ -198,6 +228,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         output_dir=args.output_dir,
         strategy=STRATEGY_CHOICES[args.strategy],
         crop_margin=args.crop_margin,
+        masks=generated_masks(),
     )
     demo.queue(default_concurrency_limit=1).launch(
         server_name=args.host,

@@ -13,7 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from dmfn_lightning.core.devices import PRECISIONS
 from dmfn_lightning.core.errors import ConfigError
-from dmfn_lightning.data.files import PACKAGE_PREFIX
+from dmfn_lightning.core.file_lists import PACKAGE_PREFIX
 from dmfn_lightning.losses import GAN_TYPES
 from dmfn_lightning.metrics import LPIPS_NETS
 from dmfn_lightning.metrics.ssim import SSIM_CONVENTIONS

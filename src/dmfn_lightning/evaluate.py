@@ -18,7 +18,8 @@ inpainted PNGs in ``images/``.
 Manifests (:mod:`dmfn_lightning.manifest`): ``manifest=eval.csv`` (or a shipped one, ``manifest=pkg:paris_center``)
 evaluates exactly the manifest's (image, mask) pairs, after checking every mask against its checksum;
 ``manifest_out=eval.csv`` writes the evaluated pairs as a manifest (the CSV plus ``eval_masks/`` PNGs) that any
-generator, or another framework through :func:`dmfn_lightning.manifest.score_outputs`, can be evaluated on.
+generator, or another framework through :func:`dmfn_lightning.evaluation.manifests.scoring.score_outputs`, can be
+evaluated on.
 
 FID and KID (``metrics.fid=true``, ``metrics.kid=true``; torchmetrics, over the whole test set, composited outputs
 against ground truths): when the Inception weights are not cached the run says in one line where to put the file
@@ -42,7 +43,7 @@ import hydra
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -61,8 +62,10 @@ from dmfn_lightning.evaluation.data import (
     table1_protocol,
 )
 from dmfn_lightning.evaluation.manifests.masks import ManifestWriter
-from dmfn_lightning.evaluation.reports import CSV_COLUMNS, PAPER_TABLE1, format_value, render_table1
+from dmfn_lightning.evaluation.reports import CSV_COLUMNS, PAPER_TABLE1, render_table1
 from dmfn_lightning.evaluation.run import EvaluationRun, save_images
+from dmfn_lightning.metrics import MetricOptions
+from dmfn_lightning.metrics.table import format_value
 from dmfn_lightning.models import load_generator
 from dmfn_lightning.models.inference import run_generator
 
@@ -116,10 +119,6 @@ def _output_dir(cfg: DictConfig) -> Path:
     return Path.cwd()
 
 
-def _ssim_choice(cfg: DictConfig) -> str:
-    return str(OmegaConf.select(cfg, "metrics.ssim", default="full"))
-
-
 def _resolve_device(cfg: DictConfig) -> torch.device:
     """``cfg.device`` as a torch device; errors name the Hydra override ``device=``, not a command-line flag."""
     name = str(cfg.device)
@@ -154,23 +153,8 @@ def evaluate(cfg: DictConfig, feature_extractor: nn.Module | None = None) -> dic
     console = Console(stderr=True)
     # Cheap failures first: checkpoint, LPIPS weights, then the data.
     generator = load_generator(str(cfg.ckpt), map_location=device, prefer_ema=bool(cfg.prefer_ema))
-    metric_cfg = cfg.get("metrics") or {}
-    run = EvaluationRun(
-        device=device,
-        lpips=bool(cfg.lpips.enabled),
-        lpips_net=str(cfg.lpips.net),
-        lpips_backbone_weights=str(cfg.lpips.backbone_weights),
-        lpips_override="lpips.backbone_weights",
-        ssim=_ssim_choice(cfg),
-        fid=bool(metric_cfg.get("fid", False)),
-        kid=bool(metric_cfg.get("kid", False)),
-        inception_weights=str(metric_cfg.get("inception_weights", "auto")),
-        feature_extractor=feature_extractor,
-        kid_subsets=int(metric_cfg.get("kid_subsets", 100)),
-        kid_subset_size=int(metric_cfg.get("kid_subset_size", 1000)),
-        seed=int(cfg.seed),
-        console=console,
-    )
+    options = MetricOptions.from_config(cfg, feature_extractor=feature_extractor)
+    run = EvaluationRun(device=device, options=options, seed=int(cfg.seed), console=console)
     manifest = None
     if cfg.get("manifest"):
         data_cfg = cfg.data.copy()

@@ -12,7 +12,7 @@ composite it yourself, ``mask * out + (1 - mask) * image``):
 * **Any height and width.** The network needs H and W divisible by 4 (the eager generator refuses other sizes).
   The TorchScript and ONNX files pad their input inside the model, by reflection at the bottom and right, to the
   next multiples of 4 and crop the prediction back (:class:`PadToMultipleOf4`, exactly what
-  :func:`dmfn_lightning.inpainting.api.run_generator` does), so a 150x200 input gives a 150x200 output; sides must be
+  :func:`dmfn_lightning.models.inference.run_generator` does), so a 150x200 input gives a 150x200 output; sides must be
   at least 4. ``pt2`` and ``generator`` keep the eager model's check and refuse such sizes.
 * ``torchscript`` -> ``generator.torchscript.pt``: the network is traced (``torch.jit.trace``; it has no
   data-dependent control flow, so the trace is valid for every batch size, height and width; ``torch.jit.script``
@@ -156,7 +156,7 @@ def export(
 ) -> dict[str, Any]:
     """Export ``generator`` in ``formats`` into ``output`` and verify each file; returns the report (also written
     to ``<output>/export.json``). Raises :class:`ExportError` when an export differs by more than ``tolerance``
-    (a number >= 0), and :class:`~dmfn_lightning.inpainting.api.OutputPathError` before any work when ``output``
+    (a number >= 0), and :class:`~dmfn_lightning.core.errors.OutputPathError` before any work when ``output``
     cannot be written."""
     unknown = [f for f in formats if f not in FORMATS]
     if unknown:
@@ -175,7 +175,9 @@ def export(
     report: dict[str, Any] = {
         "generator": dict(getattr(generator, "config", {})),
         "torch": torch.__version__,
-        "input": "[N, 4, H, W]: cat([image * (1 - mask), mask]), image in [-1, 1], mask 1 = hole; H, W divisible by 4",
+        "input": "[N, 4, H, W]: cat([image * (1 - mask), mask]), image in [-1, 1], mask 1 = hole; "
+        "torchscript and onnx: any H, W of at least 4 (reflect-padded to multiples of 4 inside the model, the output "
+        "cropped back to H x W); pt2 and generator: H, W divisible by 4",
         "output": "[N, 3, H, W] raw prediction in [-1, 1] (tanh); composite with the mask yourself",
         "tolerance": tolerance,
         "formats": {},

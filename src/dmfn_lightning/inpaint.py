@@ -38,17 +38,18 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from dmfn_lightning.cli_options import add_checkpoint, add_device, add_no_ema, add_precision
 from dmfn_lightning.core.decode import read_size
 from dmfn_lightning.core.devices import available_memory, check_memory, estimate_inference_bytes, resolve_device
-from dmfn_lightning.core.errors import InpaintError, exit_on_user_error
-from dmfn_lightning.core.sizes import MIN_SIDE, processed_dims
-from dmfn_lightning.inpainting.api import batches_by_size, inpaint_batch
-from dmfn_lightning.inpainting.hd import DEFAULT_CROP_MARGIN, STRATEGIES, check_crop_margin, training_size
-from dmfn_lightning.inpainting.image_io import MASK_KINDS, generate_mask, load_image, load_mask, save_png
+from dmfn_lightning.core.errors import DataError, InpaintError, exit_on_user_error
+from dmfn_lightning.core.sizes import processed_dims
+from dmfn_lightning.inpainting.api import SettingNames, batches_by_size, inpaint_batch, resolve_settings
+from dmfn_lightning.inpainting.hd import DEFAULT_CROP_MARGIN, STRATEGIES, training_size
+from dmfn_lightning.inpainting.image_io import load_image, load_mask, save_png
 from dmfn_lightning.inpainting.photo_files import (
     check_mask_sizes,
     find_images,
@@ -56,10 +57,13 @@ from dmfn_lightning.inpainting.photo_files import (
     output_paths,
     skipped_masks,
 )
+from dmfn_lightning.masks import generate_mask, photo_mask_kinds
 from dmfn_lightning.models import load_generator
 
 # Images per forward pass are limited so that B * H * W stays below this (large photos go one at a time).
 MAX_BATCH_PIXELS = 4 * 512 * 512
+# The API checks --strategy, --working-size and --crop-margin (resolve_settings); its messages name these flags.
+OPTION_NAMES = SettingNames(strategy="--strategy", working_size="--working-size", crop_margin="--crop-margin")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -78,7 +82,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="a mask file (used for every image) or a folder of masks matched by name: <stem>.<ext> (another "
         "folder only), <stem>_mask, <stem>-mask, <stem>.mask, mask_<stem>, mask-<stem>; may be the --image folder",
     )
-    source.add_argument("--mask-type", choices=MASK_KINDS, help="generate a mask of this type instead")
+    source.add_argument(
+        "--mask-type",
+        choices=photo_mask_kinds(),
+        help="generate a mask of this type instead (conf/mask/<type>.yaml, as in training)",
+    )
     parser.add_argument("--output", required=True, metavar="DIR", help="output folder (created); <stem>.png each")
     parser.add_argument(
         "--resize-mask", action="store_true", help="resize masks of another size to their image (nearest neighbour)"
@@ -116,32 +124,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def check_strategy(strategy: str | None, working_size: int | None, crop_margin: int | None) -> tuple[str, int]:
-    """(strategy, crop margin) from the command line's ``--strategy``, ``--working-size`` and ``--crop-margin``;
-    :class:`InpaintError` with a one-line message naming the value when they are invalid or contradict."""
-    if strategy is not None and strategy not in STRATEGIES:
-        raise InpaintError(f"--strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
-    if strategy is None:
-        strategy = "full" if working_size is None else "resize"
-    if strategy == "full" and working_size is not None:
-        raise InpaintError(
-            f"--strategy full processes images at their own resolution; --working-size {working_size} needs "
-            "--strategy resize or crop (or drop it)"
-        )
-    if crop_margin is not None:
-        check_crop_margin(crop_margin, "--crop-margin")
-        if strategy != "crop":
-            raise InpaintError(f"--crop-margin {crop_margin} applies to --strategy crop only, not {strategy}")
-    return strategy, DEFAULT_CROP_MARGIN if crop_margin is None else crop_margin
+def generated_hole(kind: str, width: int, height: int, seed: int) -> np.ndarray:
+    """``--mask-type``'s hole for one image (:func:`dmfn_lightning.masks.generate_mask`); its error says
+    what to do on the command line."""
+    try:
+        return generate_mask(kind, width, height, seed)
+    except DataError as err:
+        raise InpaintError(f"{err}; use another --mask-type or give mask files with --mask") from err
 
 
 def run(args: argparse.Namespace) -> list[Path]:
     """Inpaint every image named by ``args``; returns the written paths."""
     if args.batch_size < 1:
         raise InpaintError(f"--batch-size must be at least 1, got {args.batch_size}")
-    if args.working_size is not None and args.working_size < MIN_SIDE:
-        raise InpaintError(f"--working-size must be at least {MIN_SIDE}, got {args.working_size}")
-    strategy, crop_margin = check_strategy(args.strategy, args.working_size, args.crop_margin)
+    strategy = resolve_settings(args.strategy, args.working_size, args.crop_margin, OPTION_NAMES).strategy
     image_arg = Path(args.image).expanduser()
     images = find_images(image_arg)
     outputs = output_paths(images, Path(args.output).expanduser())  # before any work: fail fast on a bad --output
@@ -178,7 +174,7 @@ def run(args: argparse.Namespace) -> list[Path]:
                 if masks[i] is not None:
                     hole = load_mask(masks[i], picture.size, resize=args.resize_mask)
                 else:
-                    hole = generate_mask(args.mask_type, picture.width, picture.height, seed=args.seed + i)
+                    hole = generated_hole(args.mask_type, picture.width, picture.height, args.seed + i)
                 pictures.append(picture)
                 holes.append(hole)
             results = inpaint_batch(
@@ -187,7 +183,7 @@ def run(args: argparse.Namespace) -> list[Path]:
                 holes,
                 strategy=strategy,
                 working_size=args.working_size,
-                crop_margin=crop_margin,
+                crop_margin=args.crop_margin,
                 device=device,
                 precision=args.precision,
             )

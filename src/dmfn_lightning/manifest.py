@@ -57,7 +57,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from dmfn_lightning.core.errors import ManifestError, exit_on_user_error
-from dmfn_lightning.data.files import PACKAGE_PREFIX as PACKAGE_PREFIX
+from dmfn_lightning.core.file_lists import PACKAGE_PREFIX as PACKAGE_PREFIX
 from dmfn_lightning.evaluation.manifests.dataset import ManifestDataset as ManifestDataset
 from dmfn_lightning.evaluation.manifests.dataset import mask_size as mask_size
 from dmfn_lightning.evaluation.manifests.dataset import resolve_images as resolve_images
@@ -77,6 +77,7 @@ from dmfn_lightning.evaluation.manifests.protocols import _test_split_images as 
 from dmfn_lightning.evaluation.manifests.protocols import is_table1_manifest as is_table1_manifest
 from dmfn_lightning.evaluation.manifests.protocols import protocol_generators as protocol_generators
 from dmfn_lightning.evaluation.manifests.scoring import score_outputs
+from dmfn_lightning.metrics import LPIPS_NETS, SSIM_CONVENTIONS, MetricOptions
 
 __all__ = [
     "COLUMNS",
@@ -130,9 +131,9 @@ def _parser() -> argparse.ArgumentParser:
     score.add_argument("--name", help="name of the method in the report")
     score.add_argument("--no-composite", action="store_true", help="score the outputs as they are")
     score.add_argument("--no-lpips", action="store_true")
-    score.add_argument("--lpips-net", default="alex", choices=("alex", "vgg"))
+    score.add_argument("--lpips-net", default="alex", choices=LPIPS_NETS)
     score.add_argument("--lpips-weights", default="imagenet", help="imagenet | random | /path/to/trunk.pth")
-    score.add_argument("--ssim", default="full", choices=("full", "cropped", "uniform7"))
+    score.add_argument("--ssim", default="full", choices=tuple(SSIM_CONVENTIONS))
     score.add_argument("--fid", action="store_true")
     score.add_argument("--kid", action="store_true")
     score.add_argument("--inception-weights", default="auto")
@@ -151,6 +152,21 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("list", help="list the shipped manifests")
     return parser
+
+
+def _metric_options(args: argparse.Namespace) -> MetricOptions:
+    """The metric settings of ``score``'s flags; errors about missing weights name the flags."""
+    return MetricOptions(
+        lpips=not args.no_lpips,
+        lpips_net=args.lpips_net,
+        lpips_backbone_weights=args.lpips_weights,
+        ssim=args.ssim,
+        fid=args.fid,
+        kid=args.kid,
+        inception_weights=args.inception_weights,
+        lpips_override="--lpips-weights",
+        inception_override="--inception-weights",
+    )
 
 
 def _cli(argv: Sequence[str] | None = None) -> int:
@@ -184,13 +200,7 @@ def _cli(argv: Sequence[str] | None = None) -> int:
         mask_root=args.masks,
         output_dir=args.out,
         composite=not args.no_composite,
-        lpips=not args.no_lpips,
-        lpips_net=args.lpips_net,
-        lpips_backbone_weights=args.lpips_weights,
-        ssim=args.ssim,
-        fid=args.fid,
-        kid=args.kid,
-        inception_weights=args.inception_weights,
+        options=_metric_options(args),
         device=args.device,
         batch_size=args.batch_size,
         name=args.name,

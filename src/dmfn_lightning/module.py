@@ -17,6 +17,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
 
+from dmfn_lightning.core.config import config_targets, shipped_targets
 from dmfn_lightning.core.errors import CheckpointError, DivergenceError
 from dmfn_lightning.metrics import InpaintingMetrics
 from dmfn_lightning.models import DMFNGenerator, GlobalLocalDiscriminator, VGG19Features, crop_local, safe_load
@@ -54,6 +55,58 @@ def run_config_of(cfg: DictConfig) -> dict[str, Any]:
         value = cfg[key]
         out[key] = OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
     return out
+
+
+# The config nodes that from_config instantiates: what a checkpoint's stored config could make us call.
+REBUILT_NODES = ("model", "loss", "optim")
+
+
+def trusted_targets() -> frozenset[str]:
+    """What a checkpoint's config may name in :data:`REBUILT_NODES`: the classes the shipped ``model``, ``loss`` and
+    ``optim`` config groups name, and torch.optim's optimizers and learning-rate schedulers."""
+    optimizers = {
+        f"torch.optim.{name}"
+        for name, value in vars(torch.optim).items()
+        if isinstance(value, type) and issubclass(value, torch.optim.Optimizer)
+    }
+    schedulers = {
+        f"torch.optim.lr_scheduler.{name}"
+        for name, value in vars(torch.optim.lr_scheduler).items()
+        if isinstance(value, type) and issubclass(value, torch.optim.lr_scheduler.LRScheduler)
+    }
+    return shipped_targets(*REBUILT_NODES) | optimizers | schedulers
+
+
+def _strings(node: Any, key: str) -> list[tuple[str, str]]:
+    if isinstance(node, Mapping):
+        return [pair for name, child in node.items() for pair in _strings(child, f"{key}.{name}")]
+    if isinstance(node, list | tuple):
+        return [pair for index, child in enumerate(node) for pair in _strings(child, f"{key}[{index}]")]
+    return [(key, node)] if isinstance(node, str) else []
+
+
+def check_rebuilt_config(config: Mapping[str, Any], source: str | Path) -> None:
+    """Refuse a checkpoint's run config that would make :meth:`DMFNModule.from_config` call anything but
+    :func:`trusted_targets` (a checkpoint from the internet must never choose what gets called); raises
+    :class:`CheckpointError` naming the key. Stored configs are resolved before saving, so an interpolation
+    (``${...}``, which could read the environment) is refused too."""
+    trusted = trusted_targets()
+    for node in REBUILT_NODES:
+        subtree = config.get(node) or {}
+        for key, target in config_targets(subtree, node):
+            if target not in trusted:
+                raise CheckpointError(
+                    f"{source}: refused: its run config names {key}={target!r}, which is not a class of this "
+                    "package's model/loss/optim configs nor a torch.optim optimizer or scheduler; a checkpoint may "
+                    "not choose what gets called (rebuild the module with DMFNModule.from_config from a config you "
+                    "trust and load the checkpoint's state_dict)"
+                )
+        for key, text in _strings(subtree, node):
+            if "${" in text:
+                raise CheckpointError(
+                    f"{source}: refused: its run config has an unresolved interpolation at {key}={text!r}; checkpoints "
+                    "written by this package store resolved values"
+                )
 
 
 class DMFNModule(pl.LightningModule):
@@ -132,7 +185,8 @@ class DMFNModule(pl.LightningModule):
         The networks are rebuilt from the run config stored in the checkpoint (``overrides``, a Hydra-style dot
         list such as ``["model.vgg.weights=random"]``, changes it first), then every weight is loaded. A run that
         trained with random VGG19 features is rebuilt with random ones (the frozen VGG19 is not in checkpoints).
-        Checkpoints are read with ``weights_only=True``: an unsafe or foreign file is refused with the reason.
+        Checkpoints are read with ``weights_only=True``: an unsafe or foreign file is refused with the reason, and
+        so is a run config naming anything but this package's classes and torch.optim (:func:`check_rebuilt_config`).
         """
         checkpoint = safe_load(checkpoint_path, map_location=map_location or "cpu")
         config = (checkpoint.get("hyper_parameters") or {}).get("config") if isinstance(checkpoint, dict) else None
@@ -143,6 +197,7 @@ class DMFNModule(pl.LightningModule):
                 f"{checkpoint_path} is not a DMFN training checkpoint with its run config (no hyper_parameters.config "
                 "and state_dict); load a generator file with dmfn_lightning.models.load_generator instead"
             )
+        check_rebuilt_config(config, checkpoint_path)
         cfg = OmegaConf.create(config)
         if (checkpoint.get("dmfn") or {}).get("vgg_weights") == "random":
             cfg.model.vgg.weights = "random"

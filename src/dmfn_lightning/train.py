@@ -2,7 +2,8 @@
 
 Thin by design: it validates the config, instantiates data module, model, loggers, callbacks and trainer from it,
 and calls ``fit``. Step counts in the config are iterations (one G and one D update each); Lightning's
-``global_step`` counts optimizer steps, so they are doubled here.
+``global_step`` counts optimizer steps, two per iteration: :class:`~dmfn_lightning.training.trainer.IterationTrainer`
+converts ``trainer.max_steps``, :mod:`dmfn_lightning.training.iterations` everything else.
 """
 
 from __future__ import annotations

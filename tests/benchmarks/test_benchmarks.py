@@ -76,6 +76,20 @@ def test_cpu_suite_sections_run_in_subprocesses(tmp_path):
         assert row in text, row
 
 
+@pytest.mark.parametrize("name", ["run", "hd_strategies"])
+def test_help_is_whole_sentences(name, capsys):
+    import importlib
+
+    module = importlib.import_module(f"benchmarks.{name}")
+    with pytest.raises(SystemExit) as info:
+        module.main(["--help"])
+    assert info.value.code == 0
+    text = capsys.readouterr().out
+    description = text.split("\n\n")[1]  # after the usage block
+    assert description.rstrip().endswith("."), description
+    assert "top of the checkout" in " ".join(description.split())
+
+
 def test_summarize_trace_counts_kernels_copies_and_overlap():
     events = [
         {"ph": "X", "cat": "kernel", "name": "sm90_xmma_gemm_bf16", "ts": 0, "dur": 10},

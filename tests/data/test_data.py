@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 import pytorch_lightning as pl
 import torch
-from fakes import fake_dataset_layouts
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from PIL import Image
@@ -32,6 +31,7 @@ from dmfn_lightning.data import (
     read_file_list,
 )
 from dmfn_lightning.data.demo import TRAIN_PHOTOS, VAL_PHOTOS
+from tests.fakes import fake_dataset_layouts
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
 DATA_NAMES = ["paris", "places2", "celeba_hq", "ffhq", "folder", "demo"]
@@ -647,7 +647,7 @@ def test_dataset_yamls_find_their_layouts_under_DMFN_DATA(data_conf, tmp_path, m
 def test_packaged_celeba_hq_and_places2_test_lists():
     import hashlib
 
-    from dmfn_lightning.data.files import resolve_list_path
+    from dmfn_lightning.core.file_lists import resolve_list_path
 
     # the DMFN authors' CelebA-HQ test list (datasets/celeba-hq/list_val.txt), their folder kept, their order
     path = resolve_list_path("pkg:celeba_hq_test.txt")
@@ -671,7 +671,7 @@ def test_packaged_celeba_hq_and_places2_test_lists():
 
 
 def test_packaged_paris_list_has_the_100_test_names():
-    from dmfn_lightning.data.files import resolve_list_path
+    from dmfn_lightning.core.file_lists import resolve_list_path
 
     lines = resolve_list_path("pkg:paris_eval.txt").read_text().splitlines()
     assert lines == [f"paris_eval_gt/{i:03d}_im.png" for i in range(1, 101)]

@@ -166,7 +166,7 @@ def test_no_results_is_a_clear_error(tmp_path):
 
 
 def test_collector_logs_its_table_to_the_sweeps_wandb_group_offline(tmp_path, monkeypatch):
-    from wandb_records import finished_wandb_records
+    from tests.wandb_records import finished_wandb_records
 
     monkeypatch.setenv("WANDB_MODE", "offline")
     sweep = tmp_path / "2026-01-01_00-00-00"
@@ -187,3 +187,46 @@ def test_collector_logs_its_table_to_the_sweeps_wandb_group_offline(tmp_path, mo
     assert table["columns"][:2] == ["loss", "paper column"]
     assert [row[0] for row in table["data"]] == ["no_self_guided", "no_align", "no_dis_fm", "paper"]
     assert table["data"][3][5:7] == ["21.00", "25.83"]  # ours beside the paper's PSNR
+
+
+def _record_config(run_dir: Path, cfg) -> None:
+    """The config record Hydra writes beside a run's results.json."""
+    from omegaconf import OmegaConf
+
+    (run_dir / ".hydra").mkdir()
+    (run_dir / ".hydra" / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
+
+
+# evaluate's warning, word for word (tests/evaluation/test_reports.py pins it in table1.md)
+NOT_TABLE1 = (
+    "> **Not the Table 1 protocol** (it needs 256x256 images and the exact centred 128x128 box): the paper's "
+    "numbers below are not comparable to ours."
+)
+
+
+def test_table1_of_64_px_validation_numbers_carries_evaluates_warning(tmp_path, compose_conf):
+    toy, paper = ["+experiment=paris", "+debug=fast"], ["+experiment=paris"]
+    _write_run(tmp_path / "toy", "0", toy, {"val/psnr": 30.0})
+    _record_config(tmp_path / "toy" / "0", compose_conf("train", *toy))  # validated at 64 px
+    text = collect.main([str(tmp_path / "toy")])
+    assert text.startswith("## Table 1: centre 128x128 hole on 256x256 images\n\n" + NOT_TABLE1 + "\n")
+    assert "> Validated otherwise: 0 (64 px, CenterMask(hole_size=(0.5, 0.5), shrink=False," in text
+    assert {r[0]: r for r in _rows(text)}["paris"][5:7] == ["30.00", "25.00"]  # the numbers are still shown
+
+    # the paper's recipe validates at 256 px with the exact centre box: no warning
+    _write_run(tmp_path / "paper", "0", paper, {"val/psnr": 24.0})
+    _record_config(tmp_path / "paper" / "0", compose_conf("train", *paper))
+    text = collect.main([str(tmp_path / "paper")])
+    assert "Not the Table 1 protocol" not in text and "not recorded" not in text
+
+    # without Hydra's record the protocol is unknown, and the table says which runs it could not check
+    _write_run(tmp_path / "bare", "0", paper, {})
+    text = collect.main([str(tmp_path / "bare")])
+    assert "Not the Table 1 protocol" not in text
+    assert "Validation protocol not recorded (no .hydra/config.yaml beside results.json): 0." in text
+
+
+def test_collect_warns_with_the_wording_of_evaluate():
+    from dmfn_lightning.evaluation.reports import NOT_TABLE1_PROTOCOL
+
+    assert collect.NOT_TABLE1_PROTOCOL is NOT_TABLE1_PROTOCOL == NOT_TABLE1

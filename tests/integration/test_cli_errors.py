@@ -6,9 +6,9 @@ from __future__ import annotations
 import time
 
 import pytest
-from cli import run_module
 
 from dmfn_lightning.models import DMFNGenerator, export_generator
+from tests.cli import run_module
 
 
 @pytest.fixture(scope="module")
@@ -111,7 +111,7 @@ def test_full_error_env_shows_the_traceback(entry, args, places, tmp_path):
 def test_unusable_output_location_fails_before_any_work(entry, kind, places, tmp_path):
     """An existing file or a read-only folder as the output: one line, exit 2, no traceback, and
     before the model is loaded (the checkpoint given does not even exist, yet the output is what is reported)."""
-    from readonly import unwritable_folder
+    from tests.readonly import unwritable_folder
 
     if kind == "existing-file":
         output, phrase = tmp_path / "taken.png.txt", "existing file"

@@ -11,10 +11,10 @@ import torch
 from PIL import Image
 from torch import nn
 
-from dmfn_lightning.data.masks import IrregularFileMask
 from dmfn_lightning.inpaint import main
 from dmfn_lightning.inpainting.api import inpaint
 from dmfn_lightning.inpainting.image_io import load_mask
+from dmfn_lightning.masks import IrregularFileMask
 from dmfn_lightning.models import DMFNGenerator, export_generator
 
 W, H = 40, 30

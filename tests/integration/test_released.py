@@ -375,7 +375,7 @@ def test_released_experiments_compose_every_switch(tmp_path):
     expect = {
         "released_ffhq": {
             "data.root": "ffhq",
-            "mask._target_": "dmfn_lightning.data.masks.CenterMask",
+            "mask._target_": "dmfn_lightning.masks.CenterMask",
             "mask.shrink": True,
             "mask.delta": 32,
             "optim.scheduler.milestones": [50000],
@@ -383,14 +383,14 @@ def test_released_experiments_compose_every_switch(tmp_path):
         },
         "released_celeba_hq": {
             "data.root": "celeba_hq",
-            "mask._target_": "dmfn_lightning.data.masks.RandomBoxMask",
+            "mask._target_": "dmfn_lightning.masks.RandomBoxMask",
             "mask.delta": 32,
             "optim.scheduler.milestones": [100000],
             "data.crop": "center",
         },
         "released_paris": {
             "data.root": "paris",
-            "mask._target_": "dmfn_lightning.data.masks.RandomBoxMask",
+            "mask._target_": "dmfn_lightning.masks.RandomBoxMask",
             "mask.delta": 32,
             "optim.scheduler.milestones": [50000],
             "data.crop": "released",
@@ -432,14 +432,13 @@ def test_cli_cfg_job_shows_the_released_ffhq_recipe(tmp_path):
     for line in ("block: released", "normalization: released", "self_guided_normalization: max", "shrink: true"):
         assert line in out, line
     assert "alignment_mode: released" in out and "delta: 32" in out and "- 50000" in out
-    assert "_target_: dmfn_lightning.data.masks.CenterMask\n  hole_size: 0.5\n  shrink: true" in out
+    assert "_target_: dmfn_lightning.masks.CenterMask\n  hole_size: 0.5\n  shrink: true" in out
 
 
 @pytest.mark.parametrize("experiment", ["released_paris", "released_celeba_hq", "released_ffhq"])
 def test_released_experiments_train_one_tiny_iteration(experiment, tmp_path, monkeypatch):
-    from fakes import fake_dataset_layouts
-
     from dmfn_lightning.train import train
+    from tests.fakes import fake_dataset_layouts
 
     monkeypatch.setenv("DMFN_DATA", str(fake_dataset_layouts(tmp_path / "data", size=72)))
     overrides = [f"+experiment={experiment}", "+debug=fast", "trainer.max_steps=1", "data.eval_batch_size=2"]

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from cli import run_module
 
 from dmfn_lightning import train as train_mod
 from dmfn_lightning.core.errors import CheckpointError, DivergenceError
 from dmfn_lightning.train import compose_config, train
+from tests.cli import run_module
 
 TINY = ["+experiment=demo", "+debug=fast", "trainer.limit_val_batches=0"]
 

@@ -1,4 +1,4 @@
-"""Where the Hydra config tree lives.
+"""Where the Hydra config tree lives, the targets it names, and the checks on output folders it configures.
 
 The tree is kept at the top of the checkout (``conf/``) and shipped inside the wheel as ``dmfn_lightning/conf``.
 An editable install has no packaged copy, so the checkout's tree is used; an installed wheel uses its own copy.
@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
+
+import yaml
+from omegaconf import OmegaConf
 
 from dmfn_lightning.core.errors import ConfigError, full_error_requested
 from dmfn_lightning.core.files import probe_writable
@@ -79,6 +83,32 @@ def check_writable_dir(path: str | os.PathLike, key: str) -> Path:
         reason = exc.strerror or type(exc).__name__
         raise ConfigError(f"{key}={str(path)!r} is not writable ({reason}); choose a writable {key}") from None
     return path
+
+
+def config_targets(node: Any, key: str = "") -> Iterator[tuple[str, Any]]:
+    """Every ``_target_`` in a (plain or OmegaConf) config tree, as ``(dotted key, value)`` pairs."""
+    if isinstance(node, Mapping) or OmegaConf.is_dict(node):
+        for name in node:
+            child = node[name]
+            where = f"{key}.{name}" if key else str(name)
+            if name == "_target_":
+                yield where, child
+            else:
+                yield from config_targets(child, where)
+    elif isinstance(node, list | tuple) or OmegaConf.is_list(node):
+        for index, child in enumerate(node):
+            yield from config_targets(child, f"{key}[{index}]")
+
+
+def shipped_targets(*groups: str) -> frozenset[str]:
+    """The ``_target_`` values that the shipped ``conf/`` tree names (in the given config groups, or anywhere)."""
+    roots = [config_dir() / group for group in groups] if groups else [config_dir()]
+    found = set()
+    for root in roots:
+        for path in root.rglob("*.yaml"):
+            tree = yaml.safe_load(path.read_text()) or {}
+            found.update(value for _, value in config_targets(tree) if isinstance(value, str))
+    return frozenset(found)
 
 
 def _hydra_callback_base() -> type:

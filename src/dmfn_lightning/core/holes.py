@@ -1,8 +1,8 @@
 """Which pixels of a mask are holes: the one rule shared by every way a mask enters the library.
 
-The inpainting CLI (``--mask``), the Python API (:func:`dmfn_lightning.inpainting.api.load_mask` and the ``mask``
+The inpainting CLI (``--mask``), the Python API (:func:`dmfn_lightning.inpainting.load_mask` and the ``mask``
 argument of :func:`~dmfn_lightning.inpainting.api.inpaint`), the web app (brush layers and uploaded mask files) and the
-irregular mask files of training and evaluation (:class:`dmfn_lightning.data.masks.IrregularFileMask`) all call
+irregular mask files of training and evaluation (:class:`dmfn_lightning.masks.IrregularFileMask`) all call
 :func:`hole_from_image` or :func:`hole_from_array`, so a mask means the same thing everywhere.
 
 The rule, per pixel:

@@ -1,16 +1,23 @@
 """Processed sizes: the resolution at which the generator sees an image (padding to a multiple of 4, working size).
 
 The generator (Hui et al., arXiv:2002.02609) encodes with two stride-2 convolutions, so its input sides must be
-multiples of 4; :func:`pad_amounts` says how much :func:`~dmfn_lightning.inpainting.api.run_generator` pads.
+multiples of 4; :func:`pad_amounts` says how much :func:`~dmfn_lightning.models.inference.run_generator` pads.
 :func:`working_dims` is the ``resize`` strategy's resolution, and :func:`processed_dims` the size the network
 really runs at, which the memory guard (:func:`~dmfn_lightning.core.devices.check_memory`) sizes its estimate by.
+:func:`check_working_size` is the one check of a working size (at least :data:`MIN_SIDE`); the inpainting API
+(:func:`~dmfn_lightning.inpainting.api.resolve_settings`) runs it, under the names the command line and the web app
+give the setting.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
+import numpy as np
+
 from dmfn_lightning.core.errors import InpaintError
 
-__all__ = ["MIN_SIDE", "MULTIPLE", "pad_amounts", "processed_dims", "working_dims"]
+__all__ = ["MIN_SIDE", "MULTIPLE", "check_working_size", "pad_amounts", "processed_dims", "working_dims"]
 
 MULTIPLE = 4  # two stride-2 convolutions in the encoder
 MIN_SIDE = 8  # InstanceNorm needs more than one spatial element at H/4 x W/4
@@ -23,10 +30,20 @@ def pad_amounts(height: int, width: int) -> tuple[int, int]:
     return ph, pw
 
 
+def check_working_size(working_size: Any, name: str = "working_size") -> int | None:
+    """``working_size`` as an int (``None`` stays ``None``: full resolution), or an :class:`InpaintError` naming it
+    as ``name`` (a command-line flag, a form field) when it is not a whole number of pixels of at least
+    :data:`MIN_SIDE`. Numpy integers pass; bool, although an int, does not."""
+    if working_size is None:
+        return None
+    if isinstance(working_size, bool) or not isinstance(working_size, int | np.integer) or working_size < MIN_SIDE:
+        raise InpaintError(f"{name} must be a whole number of pixels >= {MIN_SIDE}, got {working_size!r}")
+    return int(working_size)
+
+
 def working_dims(height: int, width: int, working_size: int) -> tuple[int, int]:
     """(h, w) with the longer side ~``working_size``, both multiples of 4, aspect ratio kept."""
-    if working_size < MIN_SIDE:
-        raise InpaintError(f"working_size must be at least {MIN_SIDE}, got {working_size}")
+    working_size = check_working_size(working_size)
     scale = working_size / max(height, width)
     h = max(MULTIPLE, round(height * scale / MULTIPLE) * MULTIPLE)
     w = max(MULTIPLE, round(width * scale / MULTIPLE) * MULTIPLE)
@@ -38,4 +55,4 @@ def processed_dims(height: int, width: int, working_size: int | None) -> tuple[i
     if working_size is None:
         ph, pw = pad_amounts(height, width)
         return height + ph, width + pw
-    return working_dims(height, width, int(working_size))
+    return working_dims(height, width, working_size)

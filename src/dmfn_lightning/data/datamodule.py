@@ -14,7 +14,7 @@ from torch.utils.data import DataLoader
 from dmfn_lightning.core.errors import DataError
 from dmfn_lightning.data.datasets import CROPS, ImageDataset, collate_samples
 from dmfn_lightning.data.files import ImageSource
-from dmfn_lightning.data.masks import CenterMask, MaskGenerator, RandomBoxMask
+from dmfn_lightning.masks import CenterMask, MaskGenerator, RandomBoxMask
 
 __all__ = ["DMFNDataModule"]
 

@@ -32,14 +32,10 @@ from torch.utils.data import Dataset, default_collate, get_worker_info
 
 from dmfn_lightning.core.decode import load_rgb, read_size, to_rgb
 from dmfn_lightning.core.errors import DataError
+from dmfn_lightning.core.file_lists import read_file_list, resolve_list_path
 from dmfn_lightning.core.pixels import from_rgb_array
-from dmfn_lightning.data.files import (
-    ImageSource,
-    list_images,
-    read_file_list,
-    resolve_list_path,
-)
-from dmfn_lightning.data.masks import CenterMask, MaskGenerator
+from dmfn_lightning.data.files import ImageSource, list_images
+from dmfn_lightning.masks import CenterMask, MaskGenerator
 
 __all__ = [
     "CROPS",

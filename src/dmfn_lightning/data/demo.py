@@ -26,7 +26,7 @@ from PIL import Image
 from dmfn_lightning.core.errors import DataError
 from dmfn_lightning.core.files import atomic_write
 from dmfn_lightning.data.datamodule import DMFNDataModule
-from dmfn_lightning.data.masks import FreeFormMask
+from dmfn_lightning.masks import FreeFormMask
 
 __all__ = ["DEMO_PHOTOS", "TRAIN_PHOTOS", "VAL_PHOTOS", "DemoDataModule", "demo_photo_paths"]
 

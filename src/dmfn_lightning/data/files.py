@@ -12,75 +12,16 @@ import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from hydra.utils import to_absolute_path
 from omegaconf import DictConfig, OmegaConf
 
 from dmfn_lightning.core.decode import IMAGE_FILE_EXTENSIONS
 from dmfn_lightning.core.errors import DataError
+from dmfn_lightning.core.file_lists import absolute_path, read_file_list, resolve_list_path
 
-__all__ = [
-    "PACKAGE_PREFIX",
-    "ImageSource",
-    "list_images",
-    "read_file_list",
-    "resolve_list_path",
-]
-
-# Images and mask images are the same file types (one list, shared with the inpainting CLI's folders).
-# A list or manifest named "pkg:<name>" is the file of that name shipped inside the package.
-PACKAGE_PREFIX = "pkg:"
-
-
-def resolve_list_path(path: str | os.PathLike) -> Path:
-    """A list file path; ``pkg:<name>`` names a list shipped in ``dmfn_lightning/data/lists/``."""
-    text = str(path)
-    if text.startswith(PACKAGE_PREFIX):
-        name = text[len(PACKAGE_PREFIX) :]
-        resource = resources.files("dmfn_lightning.data").joinpath("lists", name)
-        if not resource.is_file():
-            shipped = sorted(p.name for p in resources.files("dmfn_lightning.data").joinpath("lists").iterdir())
-            raise DataError(f"{text}: no such packaged file list (shipped: {', '.join(shipped)})")
-        return Path(str(resource))
-    return Path(text).expanduser()
-
-
-def _absolute(path: str | os.PathLike) -> Path:
-    try:  # follows Hydra's original working directory when Hydra changed it
-        return Path(to_absolute_path(str(Path(path).expanduser())))
-    except Exception:  # pragma: no cover - Hydra not usable here
-        return Path(path).expanduser().resolve()
-
-
-def read_file_list(list_path: str | os.PathLike, root: str | os.PathLike | None = None) -> list[Path]:
-    """Paths named by a text file: one per line, ``#`` comments and blank lines ignored, relative paths resolved
-    against ``root`` (default: the list's folder). Raises :class:`DataError` naming missing files."""
-    path = resolve_list_path(list_path)
-    if not path.is_file():
-        raise DataError(f"{path}: file list does not exist")
-    base = Path(root).expanduser() if root is not None else path.parent
-    entries = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        entry = Path(line).expanduser()
-        entries.append(entry if entry.is_absolute() else base / entry)
-    if not entries:
-        raise DataError(f"{path}: file list is empty")
-    missing = [p for p in entries if not p.is_file()]
-    if missing:
-        shown = ", ".join(str(p) for p in missing[:5])
-        more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
-        raise DataError(
-            f"{path}: {len(missing)} of {len(entries)} listed files do not exist (resolved against {base}): "
-            f"{shown}{more}"
-        )
-    return entries
-
+__all__ = ["ImageSource", "list_images"]
 
 _TRAILING_NUMBER = re.compile(r"(\d+)$")
 
@@ -187,10 +128,10 @@ def list_images(source: ImageSource | str | Mapping) -> list[Path]:
             raise DataError(f"{missing[0]}: image file does not exist ({len(missing)} missing)")
         where = "the explicit file list"
     elif source.list is not None:
-        files = read_file_list(source.list, _absolute(source.root) if source.root is not None else None)
+        files = read_file_list(source.list, absolute_path(source.root) if source.root is not None else None)
         where = str(resolve_list_path(source.list))
     elif source.root is not None:
-        root = _absolute(source.root)
+        root = absolute_path(source.root)
         if not root.exists():
             raise DataError(f"{root}: image folder does not exist")
         if not root.is_dir():

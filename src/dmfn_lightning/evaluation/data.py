@@ -19,17 +19,18 @@ from dmfn_lightning.core.errors import ConfigError, DataError, ManifestError
 from dmfn_lightning.data.datamodule import DMFNDataModule
 from dmfn_lightning.data.datasets import collate_samples
 from dmfn_lightning.data.files import list_images
-from dmfn_lightning.data.masks import CenterMask, RandomBoxMask
 
 # The manifest submodules, not the dmfn_lightning.manifest facade: its score_outputs imports the evaluation.
 from dmfn_lightning.evaluation.manifests.dataset import ManifestDataset, mask_size, resolve_images
 from dmfn_lightning.evaluation.manifests.files import Manifest, read_manifest
 from dmfn_lightning.evaluation.manifests.masks import materialise
+from dmfn_lightning.masks import CenterMask, RandomBoxMask
 
 __all__ = [
     "build_datamodule",
     "check_manifest_out_data",
     "is_box_mask",
+    "is_table1_setting",
     "manifest_loader",
     "manifest_settings",
     "relative_image",
@@ -70,15 +71,20 @@ def is_box_mask(mask_generator: Any) -> bool:
     return isinstance(mask_generator, CenterMask | RandomBoxMask)
 
 
-def table1_protocol(datamodule: Any) -> bool:
-    """True for the exact Table 1 setting: 256 px images and the exact centred half-size box."""
-    mask = getattr(datamodule, "eval_mask", None)
+def is_table1_setting(mask_generator: Any, image_size: int) -> bool:
+    """True for the exact Table 1 setting: 256 px images and the exact centred half-size box (also what
+    ``experiments/collect.py`` checks a training run's validation against)."""
     return (
-        isinstance(mask, CenterMask)
-        and mask.hole_size == (0.5, 0.5)
-        and not mask.shrink
-        and int(getattr(datamodule, "image_size", 0)) == 256
+        isinstance(mask_generator, CenterMask)
+        and mask_generator.hole_size == (0.5, 0.5)
+        and not mask_generator.shrink
+        and int(image_size) == 256
     )
+
+
+def table1_protocol(datamodule: Any) -> bool:
+    """True when a data module's test split is evaluated with the exact Table 1 setting (:func:`is_table1_setting`)."""
+    return is_table1_setting(getattr(datamodule, "eval_mask", None), getattr(datamodule, "image_size", 0) or 0)
 
 
 def manifest_settings(datamodule: Any) -> tuple[Path | None, bool, Any]:

@@ -2,8 +2,9 @@
 
 Table 1 of Hui et al. (arXiv:2002.02609) reports LPIPS / PSNR / SSIM with the centred 128 x 128 hole at 256 x 256;
 :data:`PAPER_TABLE1` holds those rows. :func:`render_table1` turns an evaluation summary (as ``summary.json``) into
-the Markdown report: the Table 1 comparison, each SSIM/PSNR convention of :mod:`dmfn_lightning.metrics.suite`, the
-by-hole-ratio table (:mod:`dmfn_lightning.evaluation.buckets`) for free-form holes, FID/KID and the conventions used.
+the Markdown report: the Table 1 comparison, each SSIM/PSNR convention, the by-hole-ratio table
+(:mod:`dmfn_lightning.evaluation.buckets`) for free-form holes, FID/KID and the conventions used. Every column,
+label, direction and number format is read from the table of metrics (:mod:`dmfn_lightning.metrics.table`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,24 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["CSV_COLUMNS", "PAPER_TABLE1", "ROW_METRICS", "format_value", "render_table1", "write_csv"]
+from dmfn_lightning.metrics.table import (
+    METRICS,
+    PER_IMAGE_COLUMNS,
+    PER_IMAGE_MEANS,
+    REPORT_METRICS,
+    format_value,
+    metric_spec,
+)
+
+__all__ = [
+    "CSV_COLUMNS",
+    "NOT_TABLE1_PROTOCOL",
+    "PAPER_TABLE1",
+    "ROW_METRICS",
+    "format_value",
+    "render_table1",
+    "write_csv",
+]
 
 # Paper Table 1 (LPIPS / PSNR / SSIM), centre 128x128 hole at 256x256.
 PAPER_TABLE1: dict[str, dict[str, Any]] = {
@@ -23,46 +41,17 @@ PAPER_TABLE1: dict[str, dict[str, Any]] = {
     "celeba_hq": {"name": "CelebA-HQ", "images": 2000, "lpips": 0.0460, "psnr": 26.50, "ssim": 0.8932},
     "ffhq": {"name": "FFHQ", "images": 10000, "lpips": 0.0457, "psnr": 26.49, "ssim": 0.8985},
 }
-# The columns of per_image.csv (a manifest run adds ``id`` and ``bucket`` after ``path``).
-CSV_COLUMNS = (
-    "index",
-    "path",
-    "hole_ratio",
-    "psnr",
-    "psnr_capped",
-    "mse",
-    "ssim",
-    "ssim_full",
-    "ssim_cropped",
-    "ssim_uniform7",
-    "lpips",
-    "l1",
-    "l1_hole",
-)
+# The columns of per_image.csv (a manifest run adds ``id`` and ``bucket`` after ``path``): the image, then every
+# per-image value of the table of metrics.
+CSV_COLUMNS = ("index", "path", "hole_ratio", *PER_IMAGE_COLUMNS)
 # Per-image metrics averaged in the by-hole-ratio table (psnr_dataset is a dataset-level number, not a row's).
-ROW_METRICS = ("psnr", "ssim", "ssim_full", "ssim_cropped", "ssim_uniform7", "lpips", "l1", "l1_hole")
-# The conventions' section of table1.md: (summary key, label).
-_CONVENTION_LABELS = (
-    ("psnr", "PSNR, mean of per-image values"),
-    ("psnr_dataset", "PSNR of the mean MSE over the test set"),
-    ("ssim_full", "SSIM full (torchmetrics: reflect-padded, whole map)"),
-    ("ssim_cropped", "SSIM cropped (scikit-image, Gaussian 11 / 1.5, 5 px border cropped)"),
-    ("ssim_uniform7", "SSIM uniform7 (scikit-image defaults: uniform 7x7, sample covariance)"),
+ROW_METRICS = PER_IMAGE_MEANS
+# The warning above every comparison of our numbers with the paper's that were not measured with Table 1's protocol
+# (table1.md here, experiments/collect.py for validation numbers).
+NOT_TABLE1_PROTOCOL = (
+    "> **Not the Table 1 protocol** (it needs 256x256 images and the exact centred 128x128 box): the paper's "
+    "numbers below are not comparable to ours."
 )
-_METRIC_LABELS = (
-    ("lpips", "LPIPS ↓"),
-    ("psnr", "PSNR ↑"),
-    ("ssim", "SSIM ↑"),
-    ("l1", "L1 ↓"),
-    ("l1_hole", "L1 hole ↓"),
-)
-
-
-def format_value(name: str, value: Any) -> str:
-    """A metric as shown in reports: PSNR and FID with 2 decimals, the rest with 4, ``n/a`` when missing."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "n/a"
-    return f"{value:.2f}" if name.startswith(("psnr", "fid")) else f"{value:.4f}"
 
 
 def _describe_lpips(info: Mapping[str, Any] | None) -> str:
@@ -78,15 +67,12 @@ def _describe_lpips(info: Mapping[str, Any] | None) -> str:
 
 def render_table1(summary: Mapping[str, Any]) -> str:
     """The Markdown report: the paper's Table 1 row beside ours, then the conventions."""
-    names = [n for n, _ in _METRIC_LABELS]
-    header = "| | " + " | ".join(label for _, label in _METRIC_LABELS) + " |"
+    names = [m.name for m in REPORT_METRICS]
+    headers = [m.header for m in REPORT_METRICS]
+    header = "| | " + " | ".join(headers) + " |"
     lines = [f"# DMFN evaluation: {summary['dataset_name']}", ""]
     if not summary["protocol"]["table1"]:
-        lines += [
-            "> **Not the Table 1 protocol** (it needs 256x256 images and the exact centred 128x128 box): the paper's "
-            "numbers below are not comparable to ours.",
-            "",
-        ]
+        lines += [NOT_TABLE1_PROTOCOL, ""]
     if summary["lpips"] and summary["lpips"]["backbone"] == "random":
         lines += ["> **LPIPS uses a RANDOM trunk** (lpips.backbone_weights=random): its numbers mean nothing.", ""]
     lines += [header, "|---" * (len(names) + 1) + "|"]
@@ -112,7 +98,7 @@ def render_table1(summary: Mapping[str, Any]) -> str:
             f"The SSIM column is `ssim_{ssim}` (metrics.ssim={ssim}); the paper does not say which SSIM convention "
             "its Table 1 used, and the choice moves SSIM by about 0.02 (the table below has each).",
         ]
-    shown = [(key, label) for key, label in _CONVENTION_LABELS if key in ours]
+    shown = [(c.name, c.label) for m in METRICS for c in m.conventions if c.name in ours]
     if shown:
         lines += ["", "## SSIM and PSNR under each convention", "", "| | ours |", "|---|---|"]
         for key, label in shown:
@@ -120,7 +106,7 @@ def render_table1(summary: Mapping[str, Any]) -> str:
             lines.append(f"| `{key}`: {label}{headline} | {format_value(key, ours.get(key))} |")
     buckets = summary.get("by_hole_ratio")
     if buckets:
-        lines += ["", "## By hole ratio", "", "| hole | images | " + " | ".join(lb for _, lb in _METRIC_LABELS) + " |"]
+        lines += ["", "## By hole ratio", "", "| hole | images | " + " | ".join(headers) + " |"]
         lines.append("|---" * (len(names) + 2) + "|")
         for entry in buckets:
             cells = " | ".join(format_value(n, entry.get(n)) for n in names)
@@ -154,14 +140,17 @@ def _render_fid_kid(summary: Mapping[str, Any]) -> list[str]:
         return [*lines, f"Not computed: {info['skipped']}"]
     ours = summary["metrics"]
     names = info["metrics"]
-    header = {"fid": "FID ↓", "kid": "KID ↓ (± std over subsets)"}
-    lines += ["| " + " | ".join(header[n] for n in names) + " |", "|---" * len(names) + "|"]
-    cells = []
+    headers, cells = [], []
     for name in names:
+        spec = metric_spec(name)
+        # A dataset-level metric with a `<name>_std` column (KID over its subsets) shows it as "± std".
+        std = f"{name}_std" if spec is not None and f"{name}_std" in spec.columns else None
+        headers.append((spec.header if spec is not None else name) + (" (± std over subsets)" if std else ""))
         cell = format_value(name, ours.get(name))
-        if name == "kid" and ours.get("kid_std") is not None:
-            cell += f" ± {format_value('kid', ours['kid_std'])}"
+        if std and ours.get(std) is not None:
+            cell += f" ± {format_value(name, ours[std])}"
         cells.append(cell)
+    lines += ["| " + " | ".join(headers) + " |", "|---" * len(names) + "|"]
     lines.append("| " + " | ".join(cells) + " |")
     lines += [
         "",

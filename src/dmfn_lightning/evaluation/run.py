@@ -4,7 +4,8 @@
 PSNR and SSIM on [0, 255] RGB under every convention, L1; Hui et al., arXiv:2002.02609, Table 1) and, when asked
 for, FID/KID with :class:`~dmfn_lightning.metrics.DistributionMetrics`; it then builds ``summary.json`` and writes the
 reports of :mod:`dmfn_lightning.evaluation.reports`. :mod:`dmfn_lightning.evaluate` feeds it a generator's outputs,
-:func:`dmfn_lightning.manifest.score_outputs` the PNGs of another framework.
+:func:`dmfn_lightning.evaluation.manifests.scoring.score_outputs` the PNGs of another framework; both describe the
+metrics they want with one :class:`~dmfn_lightning.metrics.options.MetricOptions`.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import math
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from PIL import Image
@@ -25,11 +26,8 @@ from dmfn_lightning.evaluation.buckets import by_hole_ratio
 from dmfn_lightning.evaluation.manifests.files import Manifest
 from dmfn_lightning.evaluation.manifests.protocols import is_table1_manifest
 from dmfn_lightning.evaluation.reports import CSV_COLUMNS, ROW_METRICS, render_table1, write_csv
-from dmfn_lightning.metrics import DistributionMetrics, FeatureExtractorUnavailableError, InpaintingMetrics
+from dmfn_lightning.metrics import FeatureExtractorUnavailableError, MetricOptions
 from dmfn_lightning.metrics.pixel import quantize
-
-if TYPE_CHECKING:
-    from torch import nn
 
 __all__ = ["EvaluationRun", "row_ids", "save_images"]
 
@@ -51,60 +49,36 @@ def row_ids(batch: Mapping[str, Any]) -> list[str]:
 class EvaluationRun:
     """Metrics of one evaluation, batch by batch, and the reports built from them.
 
-    ``add_batch(batch, output)`` takes a data batch (``image``, ``mask``, ``index``, ``path``; ``id`` and ``bucket``
-    from a manifest) and the composited outputs; :meth:`summary` and :meth:`write_reports` make ``summary.json``,
-    ``per_image.csv`` and ``table1.md``. FID/KID are computed when asked for and available; when the Inception
-    weights are missing, :attr:`fid_kid_note` holds the one-line reason (printed once) and the rest goes on.
+    ``options`` (:class:`~dmfn_lightning.metrics.options.MetricOptions`) say which metrics and how; ``seed`` seeds
+    a random LPIPS trunk and KID's subsets. ``add_batch(batch, output)`` takes a data batch (``image``, ``mask``,
+    ``index``, ``path``; ``id`` and ``bucket`` from a manifest) and the composited outputs; :meth:`summary` and
+    :meth:`write_reports` make ``summary.json``, ``per_image.csv`` and ``table1.md``. FID/KID are computed when
+    asked for and available; when the Inception weights are missing, :attr:`fid_kid_note` holds the one-line reason
+    (printed once) and the rest goes on.
     """
 
     def __init__(
         self,
         device: str | torch.device = "cpu",
-        lpips: bool | str = True,
-        lpips_net: str = "alex",
-        lpips_backbone_weights: str = "imagenet",
-        lpips_override: str = "lpips.backbone_weights",
-        ssim: str = "full",
-        fid: bool = False,
-        kid: bool = False,
-        inception_weights: str = "auto",
-        inception_override: str = "metrics.inception_weights",
-        feature_extractor: nn.Module | None = None,
-        kid_subsets: int = 100,
-        kid_subset_size: int = 1000,
+        options: MetricOptions | None = None,
         seed: int = 0,
         manifest: Manifest | None = None,
         console: Any = None,
     ) -> None:
         self.device = resolve_device(device)
+        self.options = options if options is not None else MetricOptions()
         # A random LPIPS trunk (smoke tests) is then the same function of the seed in every entry point.
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(int(seed))
-            self.metrics = InpaintingMetrics(
-                lpips=lpips,
-                lpips_net=lpips_net,
-                lpips_backbone_weights=lpips_backbone_weights,
-                lpips_override=lpips_override,
-                ssim=ssim,
-                all_conventions=True,
-            ).to(self.device)
+            self.metrics = self.options.inpainting_metrics(all_conventions=True).to(self.device)
         self.manifest = manifest
         self.rows: list[dict[str, Any]] = []
-        self.fid_kid_requested = bool(fid or kid)
+        self.fid_kid_requested = self.options.fid_kid
         self.fid_kid_note: str | None = None
         self.distribution = None
         if self.fid_kid_requested:
             try:
-                self.distribution = DistributionMetrics(
-                    fid=fid,
-                    kid=kid,
-                    feature=feature_extractor,
-                    weights=str(inception_weights),
-                    kid_subsets=kid_subsets,
-                    kid_subset_size=kid_subset_size,
-                    seed=seed,
-                    override=inception_override,
-                ).to(self.device)
+                self.distribution = self.options.distribution_metrics(seed=int(seed)).to(self.device)
             except FeatureExtractorUnavailableError as err:
                 self.fid_kid_note = f"FID/KID skipped: {err}; the other metrics are computed"
                 if console is not None:

@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -56,7 +56,7 @@ from dmfn_lightning.core.devices import (
 )
 from dmfn_lightning.core.errors import InpaintError, InpaintMemoryError, NonFiniteOutputError
 from dmfn_lightning.core.pixels import from_levels, to_uint8
-from dmfn_lightning.core.sizes import MIN_SIDE, processed_dims, working_dims
+from dmfn_lightning.core.sizes import check_working_size, processed_dims, working_dims
 from dmfn_lightning.inpainting.hd import (
     DEFAULT_CROP_MARGIN,
     STRATEGIES,
@@ -74,11 +74,15 @@ from dmfn_lightning.inpainting.image_io import (
 from dmfn_lightning.models.inference import run_generator
 
 __all__ = [
+    "API_NAMES",
+    "SettingNames",
+    "Settings",
     "batches_by_size",
     "inpaint",
     "inpaint_batch",
     "inpaint_tensor",
     "inpaint_windows",
+    "resolve_settings",
     "resolve_strategy",
 ]
 
@@ -171,20 +175,65 @@ def _as_rgb_array(image: ImageInput) -> np.ndarray:
     return np.asarray(load_image(image), dtype=np.uint8)
 
 
-def resolve_strategy(strategy: str | None, working_size: int | None = None) -> str:
+class SettingNames(NamedTuple):
+    """What the caller calls the three settings in its error messages: the API's argument names by default, the
+    command line's flags (``--strategy``, ...) or the web page's fields, so every caller shows the API's messages."""
+
+    strategy: str = "strategy"
+    working_size: str = "working_size"
+    crop_margin: str = "crop_margin"
+
+
+API_NAMES = SettingNames()  # the names of inpaint()'s arguments
+
+
+class Settings(NamedTuple):
+    """Checked settings: what :func:`resolve_settings` returns."""
+
+    strategy: str  # one of STRATEGIES
+    working_size: int | None  # None: no working size
+    crop_margin: int  # the crop strategy's context (DEFAULT_CROP_MARGIN unless given)
+
+
+def resolve_strategy(strategy: str | None, working_size: int | None = None, names: SettingNames = API_NAMES) -> str:
     """The strategy to use: ``strategy`` checked against :data:`STRATEGIES`, or, for ``None``, today's default
     (``resize`` with a ``working_size``, else ``full``). ``full`` with a ``working_size`` is an
-    :class:`InpaintError` (one of them is not what the caller meant)."""
+    :class:`InpaintError` (one of them is not what the caller meant); messages call the settings ``names``."""
     if strategy is None:
         return "full" if working_size is None else "resize"
     if not isinstance(strategy, str) or strategy not in STRATEGIES:
-        raise InpaintError(f"strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
+        raise InpaintError(f"{names.strategy} must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
     if strategy == "full" and working_size is not None:
         raise InpaintError(
-            f"strategy 'full' processes the image at its own resolution, but a working size ({working_size}) was "
-            "given too; use strategy 'resize' or 'crop' with it, or drop the working size"
+            f"{names.strategy} full processes the image at its own resolution; {names.working_size} {working_size} "
+            f"needs {names.strategy} resize or crop (or drop {names.working_size})"
         )
     return strategy
+
+
+def resolve_settings(
+    strategy: str | None = None,
+    working_size: Any = None,
+    crop_margin: Any = None,
+    names: SettingNames = API_NAMES,
+) -> Settings:
+    """The one check of the strategy, the working size and the crop margin, for the API, the command line and the
+    web app alike: raises :class:`InpaintError` with a one-line message that names the bad value by ``names`` and
+    says what to do.
+
+    ``strategy``: :func:`resolve_strategy`. ``working_size``: ``None``, or a whole number of pixels of at least
+    :data:`~dmfn_lightning.core.sizes.MIN_SIDE` (:func:`~dmfn_lightning.core.sizes.check_working_size`).
+    ``crop_margin``: ``None`` (:data:`~.hd.DEFAULT_CROP_MARGIN`), or a whole number of pixels >= 0
+    (:func:`~.hd.check_crop_margin`) given with the ``crop`` strategy only.
+    """
+    working = check_working_size(working_size, names.working_size)
+    strategy = resolve_strategy(strategy, working, names)
+    if crop_margin is None:
+        return Settings(strategy, working, DEFAULT_CROP_MARGIN)
+    margin = check_crop_margin(crop_margin, names.crop_margin)
+    if strategy != "crop":
+        raise InpaintError(f"{names.crop_margin} {margin} applies to {names.strategy} crop only, not {strategy}")
+    return Settings(strategy, working, margin)
 
 
 def _check_crop_memory(
@@ -215,15 +264,14 @@ def inpaint_batch(
     *,
     strategy: str | None = None,
     working_size: int | None = None,
-    crop_margin: int = DEFAULT_CROP_MARGIN,
+    crop_margin: int | None = None,
     device: str | torch.device = "cpu",
     precision: str = "fp32",
     memory_check: bool = True,
 ) -> list[Image.Image]:
     """Inpaint several images of the same size in one forward pass (one per window for ``crop``); see
     :func:`inpaint`."""
-    strategy = resolve_strategy(strategy, working_size)
-    crop_margin = check_crop_margin(crop_margin)
+    strategy, working_size, crop_margin = resolve_settings(strategy, working_size, crop_margin)
     if len(images) != len(masks):
         raise InpaintError(f"got {len(images)} images but {len(masks)} masks")
     if not images:
@@ -242,8 +290,6 @@ def inpaint_batch(
         holes.append(load_mask(mask, (arr.shape[1], arr.shape[0])))
     if precision not in PRECISIONS:
         raise InpaintError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-    if working_size is not None and int(working_size) < MIN_SIDE:
-        raise InpaintError(f"working_size must be at least {MIN_SIDE}, got {working_size}")
     if not any(h.any() for h in holes):
         return [Image.fromarray(arr.copy(), "RGB") for arr in arrays]  # nothing to fill: skip the network
     if strategy == "resize" and working_size is None:
@@ -288,7 +334,7 @@ def inpaint(
     *,
     strategy: str | None = None,
     working_size: int | None = None,
-    crop_margin: int = DEFAULT_CROP_MARGIN,
+    crop_margin: int | None = None,
     device: str | torch.device = "cpu",
     precision: str = "fp32",
     memory_check: bool = True,
@@ -299,9 +345,10 @@ def inpaint(
         generator: a :class:`~dmfn_lightning.models.DMFNGenerator` (or a module with the same 4-channel
             interface, e.g. a TorchScript export); moved to ``device`` and put in eval mode.
         image: PIL image, path, uint8/float array or tensor (converted with :func:`load_image`).
-        mask: the holes, of the image's size: a bool array ``[H, W]`` (True = hole; see :func:`load_mask`,
-            :func:`generate_mask`), or anything :func:`load_mask` reads (path, PIL image, 0/1, 8-bit or float
-            array or tensor), with the same rule: a soft mask is a hole where it is at least 0.5.
+        mask: the holes, of the image's size: a bool array ``[H, W]`` (True = hole; see :func:`load_mask`, or
+            :func:`dmfn_lightning.masks.generate_mask` for a generated one), or anything :func:`load_mask`
+            reads (path, PIL image, 0/1, 8-bit or float array or tensor), with the same rule: a soft mask is a hole
+            where it is at least 0.5.
         strategy: what the generator sees (:mod:`dmfn_lightning.inpainting.hd`): ``"full"`` the whole image at its
             resolution (padded to a multiple of 4, cropped back); ``"resize"`` the whole image at the
             resolution whose longer side is ``working_size`` (sides multiples of 4, aspect kept; default the
@@ -311,17 +358,19 @@ def inpaint(
             resolution, a window larger than ``working_size`` (when given) processed at ``working_size``.
             ``None``: ``"resize"`` when ``working_size`` is given, else ``"full"``.
         working_size: the longer side of the processing resolution for ``"resize"``, the largest window
-            processed at the image's resolution for ``"crop"``; not allowed with ``"full"``.
-        crop_margin: pixels of context added around each hole's bounding box by ``"crop"`` (default 128).
+            processed at the image's resolution for ``"crop"`` (at least 8); not allowed with ``"full"``.
+        crop_margin: pixels of context added around each hole's bounding box by ``"crop"`` (default 128); only
+            with ``"crop"``.
         device: ``cpu``, ``cuda``, ``cuda:N`` or ``auto``.
         precision: ``fp32``, ``bf16`` or ``fp16`` (autocast; the compositing stays exact).
         memory_check: refuse, with :class:`InpaintMemoryError`, an image whose estimated memory need exceeds
             what the device has free (:func:`check_memory`).
 
     Known pixels are returned bit-identical; an all-zero mask returns the input without running the network.
-    An unknown ``strategy``, ``"full"`` with a ``working_size``, or a negative ``crop_margin`` raise
-    :class:`InpaintError`. Raises :class:`InpaintMemoryError` when the image is too large for the device and
-    :class:`NonFiniteOutputError` when the generator returns NaN or infinite values in the hole.
+    An unknown ``strategy``, ``"full"`` with a ``working_size``, a ``working_size`` below 8, a negative
+    ``crop_margin`` or one given without ``"crop"`` raise :class:`InpaintError` (:func:`resolve_settings`).
+    Raises :class:`InpaintMemoryError` when the image is too large for the device and :class:`NonFiniteOutputError`
+    when the generator returns NaN or infinite values in the hole.
     """
     return inpaint_batch(
         generator,

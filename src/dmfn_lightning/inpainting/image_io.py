@@ -1,10 +1,10 @@
-"""Reading images and masks, generating masks, and writing results: the file side of inpainting.
+"""Reading images and masks, and writing results: the file side of inpainting.
 
 :func:`load_image` decodes any path, PIL image, array or tensor to 8-bit RGB exactly as the data layer does for
 training (:func:`dmfn_lightning.core.decode.to_rgb`: alpha on white, 16-bit rescaled, EXIF orientation).
 :func:`load_mask` reads a hole mask with :mod:`dmfn_lightning.core.holes`'s one rule (the holes ``M`` of eq. 1);
-:func:`generate_mask` draws one of the training masks (``conf/mask/<kind>.yaml``). :func:`check_output_folder`
-checks, before any work, that results can be written, and :func:`save_png` writes them atomically.
+generated holes (the training masks of ``conf/mask/<kind>.yaml``) come from the data layer,
+:func:`dmfn_lightning.masks.generate_mask`. :func:`save_png` writes results atomically.
 """
 
 from __future__ import annotations
@@ -18,8 +18,6 @@ import torch
 from PIL import Image, ImageOps
 from torch import Tensor
 
-from dmfn_lightning.core.config import config_dir
-
 # The data layer's conversion, so a photo is decoded identically for training, evaluation and inpainting.
 from dmfn_lightning.core.decode import DECODE_ERRORS, to_rgb
 from dmfn_lightning.core.errors import InpaintError, OutputPathError
@@ -27,10 +25,8 @@ from dmfn_lightning.core.files import atomic_write
 from dmfn_lightning.core.holes import hole_from_array, hole_from_image
 
 __all__ = [
-    "MASK_KINDS",
     "ImageInput",
     "MaskInput",
-    "generate_mask",
     "load_image",
     "load_mask",
     "save_png",
@@ -38,8 +34,6 @@ __all__ = [
 
 ImageInput = str | os.PathLike | Image.Image | np.ndarray | Tensor
 MaskInput = str | os.PathLike | Image.Image | np.ndarray | Tensor
-
-MASK_KINDS = ("center", "random_box", "free_form")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -185,34 +179,6 @@ def load_mask(source: MaskInput, size: tuple[int, int], resize: bool = False) ->
         resized = Image.fromarray(hole.astype(np.uint8) * 255).resize((width, height), Image.NEAREST)
         hole = np.asarray(resized) >= 128
     return np.ascontiguousarray(hole, dtype=bool)
-
-
-def generate_mask(kind: str, width: int, height: int, seed: int = 0) -> np.ndarray:
-    """A hole of type ``kind`` (``center``, ``random_box`` or ``free_form``) for a ``width x height`` image.
-
-    Built from ``conf/mask/<kind>.yaml`` with the data layer's generators (the same parameters as training and
-    evaluation: Table 1's centred half-size box, the released random box, DeepFill v2 free-form strokes), drawn
-    from ``numpy.random.default_rng(seed)``. Returns a bool array ``[H, W]``.
-    """
-    if kind not in MASK_KINDS:
-        raise InpaintError(f"unknown mask type {kind!r}; choose one of {', '.join(MASK_KINDS)}")
-    # Imported here: Hydra is only needed for generated masks, not to start the CLI or the web app.
-    from hydra.utils import instantiate
-    from omegaconf import OmegaConf
-
-    generator = instantiate(OmegaConf.load(config_dir() / "mask" / f"{kind}.yaml"))
-    try:
-        mask, _ = generator(int(height), int(width), np.random.default_rng(int(seed)))
-    except (RuntimeError, ValueError) as err:
-        raise InpaintError(f"cannot generate a {kind} mask for a {width}x{height} image: {err}") from err
-    hole = mask[0].numpy() > 0.5
-    if not hole.any():
-        # e.g. random_box on a 3-pixel-high image: its random shrink removes the whole 1-pixel box.
-        raise InpaintError(
-            f"the generated {kind} mask is empty for a {width}x{height} image (the image is too small or too "
-            "thin for it); use another --mask-type (center, free_form) or give a mask file"
-        )
-    return hole
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -137,7 +137,7 @@ def output_paths(images: Sequence[Path], output: Path) -> list[Path]:
 
     Checked before any work: ``output`` must be (or be creatable as) a writable folder, not an existing file
     (except the ``.png`` target of a single image), and no output may be an existing folder or an input image.
-    Raises :class:`~dmfn_lightning.inpainting.api.OutputPathError` or :class:`InpaintError`.
+    Raises :class:`~dmfn_lightning.core.errors.OutputPathError` or :class:`InpaintError`.
     """
     single_file = len(images) == 1 and output.suffix.lower() == ".png" and not output.is_dir()
     if single_file:

@@ -1,7 +1,10 @@
 """Image-quality metrics of the paper's Table 1 (LPIPS, PSNR, SSIM) plus L1, each under named conventions.
 
-This package's face: :func:`per_image_metrics` and the aggregate :class:`InpaintingMetrics` (:mod:`.suite`) and
-the pieces they are built from (:mod:`.pixel`, :mod:`.ssim`, :mod:`.perceptual`, :mod:`.distribution`).
+This package's face: :func:`per_image_metrics` and the aggregate :class:`InpaintingMetrics` (:mod:`.suite`), the
+pieces they are built from (:mod:`.pixel`, :mod:`.ssim`, :mod:`.perceptual`, :mod:`.distribution`), the one table
+of metrics every report reads (:data:`METRICS`, :mod:`.table`: name, label, direction, conventions, format and
+per-image function of each metric) and the settings an evaluation computes them with (:class:`MetricOptions`,
+:mod:`.options`).
 
 Papers report SSIM and PSNR under different conventions, and the choice moves SSIM by more than the differences
 the paper's tables are about (about 0.02 on a 256 px image with a 128 px hole). So every report carries each
@@ -52,16 +55,20 @@ from dmfn_lightning.metrics.distribution import (
     inception_feature_extractor,
     inception_weights_path,
 )
+from dmfn_lightning.metrics.options import MetricOptions
 from dmfn_lightning.metrics.perceptual import LPIPS_NETS, LPIPSMetric, lpips_package_version
 from dmfn_lightning.metrics.pixel import PSNR_CAP, l1_per_image, mse_per_image, psnr_from_mse, psnr_per_image, quantize
 from dmfn_lightning.metrics.ssim import SSIM_CONVENTIONS, SSIMConvention, ssim_per_image
-from dmfn_lightning.metrics.suite import (
+from dmfn_lightning.metrics.suite import CONVENTIONS, InpaintingMetrics, per_image_metrics
+from dmfn_lightning.metrics.table import (
     CONVENTION_NAMES,
-    CONVENTIONS,
     METRIC_NAMES,
-    InpaintingMetrics,
+    METRICS,
+    Convention,
+    MetricSpec,
     conventions,
-    per_image_metrics,
+    format_value,
+    metric_spec,
 )
 
 __all__ = [
@@ -70,19 +77,25 @@ __all__ = [
     "INCEPTION_WEIGHTS_FILE",
     "INCEPTION_WEIGHTS_URL",
     "LPIPS_NETS",
+    "METRICS",
     "METRIC_NAMES",
     "PSNR_CAP",
     "SSIM_CONVENTIONS",
+    "Convention",
     "DistributionMetrics",
     "FeatureExtractorUnavailableError",
     "InpaintingMetrics",
     "LPIPSMetric",
+    "MetricOptions",
+    "MetricSpec",
     "SSIMConvention",
     "conventions",
+    "format_value",
     "inception_feature_extractor",
     "inception_weights_path",
     "l1_per_image",
     "lpips_package_version",
+    "metric_spec",
     "mse_per_image",
     "per_image_metrics",
     "psnr_from_mse",

@@ -5,7 +5,7 @@ inputs in [-1, 1]; lower is better. Reports name the trunk and the package versi
 
 Backbone weights follow the offline policy of :mod:`dmfn_lightning.core.weights`: the ImageNet trunk comes from
 torchvision's cache or an explicit file, or ``backbone_weights="random"`` (loud warning); a missing file stops
-with :class:`~dmfn_lightning.core.weights.WeightsUnavailableError` naming it. The ``lpips`` package's calibrated linear
+with :class:`~dmfn_lightning.core.errors.WeightsUnavailableError` naming it. The ``lpips`` package's calibrated linear
 layers ship inside the package and are always loaded.
 
 Keeping metric weights out of checkpoints: :class:`LPIPSMetric` holds its network outside the module tree (in a
@@ -150,7 +150,12 @@ def build_lpips(
         try:
             return LPIPSMetric(net, backbone_weights, override)
         except WeightsUnavailableError as err:
-            warnings.warn(f"LPIPS disabled (lpips='auto'): {err}", stacklevel=3)
+            warnings.warn(
+                f"LPIPS disabled (lpips='auto', training's default model.val_lpips=auto): "
+                f"{str(err).split(' Copy that file there')[0]} Validation runs without LPIPS until that file is there; "
+                "model.val_lpips=false skips LPIPS without this warning, model.val_lpips=true makes the file required.",
+                stacklevel=3,
+            )
             return None
     if lpips is True or (isinstance(lpips, str) and lpips.lower() == "true"):
         return LPIPSMetric(net, backbone_weights, override)

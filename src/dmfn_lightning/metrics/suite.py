@@ -1,6 +1,8 @@
 """The Table 1 metric set: :func:`per_image_metrics` per image and :class:`InpaintingMetrics` over a test set.
 
-The conventions behind every number are described in :mod:`dmfn_lightning.metrics`.
+Both read the metrics, their conventions and their per-image functions from the table of
+:mod:`dmfn_lightning.metrics.table`; the conventions behind every number are described in
+:mod:`dmfn_lightning.metrics`.
 """
 
 from __future__ import annotations
@@ -14,41 +16,28 @@ from torchmetrics import Metric
 
 from dmfn_lightning.core.pixels import from_levels
 from dmfn_lightning.metrics.perceptual import LPIPSMetric, build_lpips, lpips_package_version
-from dmfn_lightning.metrics.pixel import (
-    PSNR_CAP,
-    l1_per_image,
-    mse_per_image,
-    psnr_from_mse,
-    quantize,
-)
-from dmfn_lightning.metrics.ssim import SSIM_CONVENTIONS, ssim_all
+from dmfn_lightning.metrics.pixel import quantize
+from dmfn_lightning.metrics.ssim import SSIM_CONVENTIONS
+from dmfn_lightning.metrics.table import CONVENTION_NAMES, METRIC_NAMES, METRICS, conventions
 
-# What InpaintingMetrics.compute() returns by default (the Table 1 columns, headline conventions only).
-METRIC_NAMES = ("psnr", "ssim", "lpips", "l1", "l1_hole")
-# The extra names compute() adds with all_conventions=True (and per_image_metrics always returns).
-CONVENTION_NAMES = ("psnr_dataset", "ssim_full", "ssim_cropped", "ssim_uniform7")
-
-
-def conventions(ssim: str = "full") -> dict[str, str]:
-    """How each reported number is computed, for reports; ``ssim`` names the headline SSIM convention."""
-    if ssim not in SSIM_CONVENTIONS:
-        raise ValueError(f"SSIM convention must be one of {', '.join(SSIM_CONVENTIONS)}, got {ssim!r}")
-    return {
-        "images": "composited output mask*G(x)+(1-mask)*gt vs ground truth, both quantised to uint8 [0, 255] first",
-        "psnr": f"per image over all pixels and RGB channels, 10*log10(255^2/MSE), then mean over images; identical "
-        f"images capped at {PSNR_CAP:g} dB and flagged (psnr_capped)",
-        "psnr_dataset": "MSE per image over all pixels and RGB channels, averaged over all images, then "
-        f"10*log10(255^2/mean MSE) (capped at {PSNR_CAP:g} dB)",
-        "ssim": f"the headline SSIM: ssim_{ssim} (metrics.ssim={ssim})",
-        **{f"ssim_{name}": conv.description for name, conv in SSIM_CONVENTIONS.items()},
-        "lpips": "lpips package v0.1 (calibrated linear layers), AlexNet trunk unless stated, inputs in [-1, 1], "
-        "per image then mean; lower is better",
-        "l1": "mean |out - gt| on [0, 1] over the whole image, per image then mean",
-        "l1_hole": "mean |out - gt| on [0, 1] over hole pixels only, per image then mean over images with a hole",
-    }
-
+__all__ = ["CONVENTIONS", "CONVENTION_NAMES", "METRIC_NAMES", "InpaintingMetrics", "conventions", "per_image_metrics"]
 
 CONVENTIONS: dict[str, str] = conventions("full")
+
+_PER_IMAGE = tuple(m for m in METRICS if m.per_image)
+# The per-image values summed over images: every metric, its per-image conventions, and the values a dataset-level
+# convention is computed from (the MSE of psnr_dataset).
+_DATASET_LEVEL = {c.name: c for m in _PER_IMAGE for c in m.named_conventions if not c.per_image}
+_SUMS = tuple(
+    dict.fromkeys(
+        [
+            *(name for m in _PER_IMAGE for name in (m.name, *m.per_image_conventions)),
+            *(c.from_mean_of for c in _DATASET_LEVEL.values()),
+        ]
+    )
+)
+# Averaged over the images where they are defined (not NaN), each with its own count.
+_OVER_DEFINED = tuple(m.name for m in _PER_IMAGE if m.mean_over_defined)
 
 
 def per_image_metrics(
@@ -63,9 +52,10 @@ def per_image_metrics(
         lpips: an :class:`LPIPSMetric`, or ``None`` to skip LPIPS.
         ssim: the headline SSIM convention copied into ``ssim``: ``full``, ``cropped`` or ``uniform7``.
 
-    Returns 1-D tensors of length B: ``psnr``, ``psnr_capped`` (bool), ``mse`` (on [0, 255], for the dataset-level
-    PSNR), ``ssim``, ``ssim_full``, ``ssim_cropped``, ``ssim_uniform7`` (NaN where the image is smaller than the
-    convention allows), ``lpips`` (if given), ``l1``, ``l1_hole`` (NaN without a hole) and ``hole_ratio``.
+    Returns 1-D tensors of length B, one per per-image value of :data:`~dmfn_lightning.metrics.table.METRICS`:
+    ``psnr``, ``psnr_capped`` (bool), ``mse`` (on [0, 255], for the dataset-level PSNR), ``ssim``, ``ssim_full``,
+    ``ssim_cropped``, ``ssim_uniform7`` (NaN where the image is smaller than the convention allows), ``lpips`` (if
+    given), ``l1``, ``l1_hole`` (NaN without a hole), and ``hole_ratio``.
     """
     if output.shape != target.shape or output.dim() != 4 or output.shape[1] != 3:
         raise ValueError(
@@ -79,13 +69,18 @@ def per_image_metrics(
     if ssim not in SSIM_CONVENTIONS:
         raise ValueError(f"SSIM convention must be one of {', '.join(SSIM_CONVENTIONS)}, got {ssim!r}")
     pred255, target255 = quantize(output), quantize(target)
-    mse = mse_per_image(pred255, target255)
-    psnr, capped = psnr_from_mse(mse)
-    all_ssim = ssim_all(pred255, target255)
-    values = {"psnr": psnr, "psnr_capped": capped, "mse": mse, "ssim": all_ssim[f"ssim_{ssim}"], **all_ssim}
-    if lpips is not None:
-        values["lpips"] = lpips(from_levels(pred255), from_levels(target255))
-    values["l1"], values["l1_hole"] = l1_per_image(pred255 / 255.0, target255 / 255.0, mask)
+    values: dict[str, Tensor] = {}
+    for metric in _PER_IMAGE:
+        if metric.name == "lpips":  # the one metric with a network of its own
+            if lpips is not None:
+                values["lpips"] = lpips(from_levels(pred255), from_levels(target255))
+            continue
+        computed = metric.compute(pred255, target255, mask)
+        if not isinstance(computed, Mapping):
+            computed = {metric.name: computed}
+        if metric.selectable:  # the headline is a copy of the chosen convention
+            values[metric.name] = computed[f"{metric.name}_{ssim}"]
+        values.update(computed)
     values["hole_ratio"] = (mask > 0.5).float().mean(dim=(1, 2, 3))
     return values
 
@@ -93,13 +88,14 @@ def per_image_metrics(
 class InpaintingMetrics(Metric):
     """Mean PSNR, SSIM, LPIPS, L1 and hole-L1 over images (the Table 1 metrics), DDP-correct.
 
-    ``update(output, target, mask)`` takes composited outputs and ground truths ``[B, 3, H, W]`` in [-1, 1] and
-    masks ``[B, 1, H, W]`` (1 = hole). Per-image values are summed into torchmetrics states reduced with
-    ``dist_reduce_fx="sum"``, so ``compute()`` returns the mean over all images of all ranks:
-    ``{"psnr", "ssim", "lpips" (if enabled), "l1", "l1_hole"}`` (0-d tensors; NaN before any update), and with
-    ``all_conventions=True`` also ``psnr_dataset`` (PSNR of the mean MSE), ``ssim_full``, ``ssim_cropped`` and
-    ``ssim_uniform7`` (see the module docstring). A convention undefined for some image (too small) is NaN.
-    The per-image values of the most recent ``update`` are kept in :attr:`last_per_image` (see
+    ``update(output, target, mask)`` takes composited outputs and ground truths ``[B, 3, H, W]`` in [-1, 1] and masks
+    ``[B, 1, H, W]`` (1 = hole). Per-image values are summed into torchmetrics states reduced with
+    ``dist_reduce_fx="sum"``, so ``compute()`` returns the mean over all images of all ranks of every per-image metric
+    of the table (:data:`~dmfn_lightning.metrics.table.METRIC_NAMES`: ``{"psnr", "ssim", "lpips" (if enabled), "l1",
+    "l1_hole"}``; 0-d tensors, NaN before any update), and with ``all_conventions=True`` also its conventions
+    (:data:`~dmfn_lightning.metrics.table.CONVENTION_NAMES`: ``psnr_dataset``, the PSNR of the mean MSE, ``ssim_full``,
+    ``ssim_cropped`` and ``ssim_uniform7``; see the module docstring). A convention undefined for some image (too small)
+    is NaN. The per-image values of the most recent ``update`` are kept in :attr:`last_per_image` (see
     :func:`per_image_metrics`) so an evaluator can write per-image rows without computing twice.
 
     Args:
@@ -116,8 +112,6 @@ class InpaintingMetrics(Metric):
     is_differentiable = False
     higher_is_better = None
     full_state_update = False
-
-    _SUMS = ("psnr", "mse", "ssim", "ssim_full", "ssim_cropped", "ssim_uniform7", "lpips", "l1", "l1_hole")
 
     def __init__(
         self,
@@ -136,11 +130,11 @@ class InpaintingMetrics(Metric):
         self.all_conventions = bool(all_conventions)
         self.lpips = build_lpips(lpips, lpips_net, lpips_backbone_weights, lpips_override)
         dtype = torch.float64
-        for name in self._SUMS:
+        for name in _SUMS:
             self.add_state(f"{name}_sum", torch.zeros((), dtype=dtype), dist_reduce_fx="sum")
         self.add_state("count", torch.zeros((), dtype=dtype), dist_reduce_fx="sum")
-        self.add_state("hole_count", torch.zeros((), dtype=dtype), dist_reduce_fx="sum")
-        self.add_state("capped_count", torch.zeros((), dtype=dtype), dist_reduce_fx="sum")
+        for name in _OVER_DEFINED:
+            self.add_state(f"{name}_count", torch.zeros((), dtype=dtype), dist_reduce_fx="sum")
         self.last_per_image: dict[str, Tensor] = {}
 
     @property
@@ -155,31 +149,35 @@ class InpaintingMetrics(Metric):
             return
         values = per_image_metrics(output.detach(), target.detach(), mask.detach(), self.lpips, self.ssim_convention)
         dtype = self.count.dtype
-        for name in self._SUMS:
+        for name in _SUMS:
             if name in values:
                 value = values[name].to(dtype)
-                if name == "l1_hole":
+                if name in _OVER_DEFINED:
                     value = torch.nan_to_num(value, nan=0.0)
                 setattr(self, f"{name}_sum", getattr(self, f"{name}_sum") + value.sum())
         self.count += output.shape[0]
-        self.hole_count += torch.isfinite(values["l1_hole"]).sum().to(dtype)
-        self.capped_count += values["psnr_capped"].sum().to(dtype)
+        for name in _OVER_DEFINED:
+            if name in values:
+                setattr(
+                    self, f"{name}_count", getattr(self, f"{name}_count") + torch.isfinite(values[name]).sum().to(dtype)
+                )
         self.last_per_image = {k: v.detach() for k, v in values.items()}
 
     def compute(self) -> dict[str, Tensor]:
         out = {}
         for name in self.names:
-            if name == "psnr_dataset":
-                total, denominator = self.mse_sum, self.count
+            dataset_level = _DATASET_LEVEL.get(name)
+            if dataset_level is not None:
+                total, denominator = getattr(self, f"{dataset_level.from_mean_of}_sum"), self.count
             else:
                 total = getattr(self, f"{name}_sum")
-                denominator = self.hole_count if name == "l1_hole" else self.count
+                denominator = getattr(self, f"{name}_count") if name in _OVER_DEFINED else self.count
             if denominator <= 0:
                 out[name] = torch.tensor(torch.nan)
                 continue
             mean = total / denominator
-            if name == "psnr_dataset":
-                mean = psnr_from_mse(mean)[0]
+            if dataset_level is not None:
+                mean = dataset_level.finish(mean)
             out[name] = mean.float()
         return out
 

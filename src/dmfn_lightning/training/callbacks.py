@@ -15,13 +15,18 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 from torchvision.utils import make_grid, save_image
 
 from dmfn_lightning.core.errors import DivergenceError
-from dmfn_lightning.models.torch_files import atomic_torch_save
+from dmfn_lightning.models.torch_files import atomic_torch_save, safe_load
 from dmfn_lightning.training.iterations import iterations_of
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
     """Writes each checkpoint to a temporary file and renames it: killing the process mid-save leaves the
-    previous ``last.ckpt`` intact and loadable."""
+    previous ``last.ckpt`` intact and loadable. Reads them with ``torch.load(weights_only=True)`` (Lightning's
+    default unpickles whatever the file holds, which can run code): a resume never executes a checkpoint."""
+
+    def load_checkpoint(self, path: _PATH, map_location: Any | None = None, weights_only: bool | None = None) -> Any:
+        # weights_only is ignored on purpose: no caller may switch unpickling on.
+        return safe_load(path, map_location=map_location if map_location is not None else "cpu")
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: _PATH, storage_options: Any | None = None) -> None:
         if storage_options is not None:
@@ -55,7 +60,9 @@ class LastCheckpoint(pl.Callback):
         return self.dirpath / self.FILENAME
 
     def save(self, trainer: pl.Trainer) -> Path:
-        trainer.save_checkpoint(self.path)  # every rank calls it: it synchronises under DDP, rank 0 writes
+        # every rank calls it: it synchronises under DDP, rank 0 writes. weights_only=False: the full training state
+        # (said explicitly, or Lightning logs a misleading "`weights_only` was not set" line at every save)
+        trainer.save_checkpoint(self.path, weights_only=False)
         self._saved_global_step = trainer.global_step
         return self.path
 

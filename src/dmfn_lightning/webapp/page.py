@@ -26,12 +26,14 @@ from PIL import Image
 
 from dmfn_lightning.core.devices import PRECISIONS
 from dmfn_lightning.core.errors import DMFNError, InpaintError
+from dmfn_lightning.inpainting.api import resolve_strategy
 from dmfn_lightning.inpainting.hd import DEFAULT_CROP_MARGIN
 from dmfn_lightning.webapp.request import (
     BRUSH_COLOR,
     DEFAULT_MAX_PIXELS,
-    MASK_CHOICES,
+    NO_MASK,
     STRATEGY_CHOICES,
+    GeneratedMasks,
     check_image_file,
     inpaint_request,
     strategy_summary,
@@ -78,11 +80,15 @@ def available_devices() -> list[str]:
 
 
 def make_callback(
-    generator: nn.Module, *, max_pixels: int | None = DEFAULT_MAX_PIXELS, output_dir: str | os.PathLike | None = None
+    generator: nn.Module,
+    *,
+    masks: GeneratedMasks | None = None,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    output_dir: str | os.PathLike | None = None,
 ) -> Callable[..., tuple[Image.Image, Image.Image, str, str]]:
     """The button's function: ``(editor, mask_file, mask_kind, seed, device, precision, working_size[, strategy,
-    crop_margin])`` -> ``(result, hole preview, PNG path, summary)``. User errors become ``gr.Error``, notes
-    ``gr.Warning``."""
+    crop_margin])`` -> ``(result, hole preview, PNG path, summary)``, with the generated holes of ``masks``. User
+    errors become ``gr.Error``, notes ``gr.Warning``."""
     gr = import_gradio()
     out_root = Path(output_dir).expanduser() if output_dir else Path(tempfile.mkdtemp(prefix="dmfn_app_"))
 
@@ -94,6 +100,7 @@ def make_callback(
                 mask_file,
                 mask_kind,
                 int(seed or 0),
+                masks=masks,
                 device=device or "cpu",
                 precision=precision or "fp32",
                 working_size=int(working_size) if working_size else None,
@@ -173,19 +180,24 @@ def build_app(
     output_dir: str | os.PathLike | None = None,
     strategy: str | None = None,
     crop_margin: int = DEFAULT_CROP_MARGIN,
+    masks: GeneratedMasks | None = None,
 ) -> gr.Blocks:
     """The page: editor and mask options on the left, result, hole preview and PNG download on the right.
 
     ``output_dir``: where the result PNGs offered for download are written (default: a new temporary folder).
-    ``strategy`` (``None`` = auto) and ``crop_margin``: the initial values of the strategy controls.
+    ``strategy`` (``None`` or ``"auto"`` = auto) and ``crop_margin``: the initial values of the strategy controls
+    (an unknown strategy is the API's :class:`InpaintError`). ``masks``: the generated holes offered (``python -m
+    dmfn_lightning.app`` hands in the data layer's mask kinds for photos); ``None``: none.
     """
-    if strategy is not None and strategy not in STRATEGY_CHOICES:
-        raise InpaintError(f"strategy must be one of {', '.join(STRATEGY_CHOICES)}, got {strategy!r}")
+    strategy = STRATEGY_CHOICES.get(strategy, strategy) if strategy is not None else None
+    if strategy is not None:
+        resolve_strategy(strategy)  # the API's check and message
     gr = import_gradio()
     devices = list(devices or available_devices())
     if device not in devices:
         devices.append(device)
-    callback = make_callback(generator, max_pixels=max_pixels, output_dir=output_dir)
+    callback = make_callback(generator, masks=masks, max_pixels=max_pixels, output_dir=output_dir)
+    mask_choices = list(masks.choices) if masks is not None else [NO_MASK]
     config = getattr(generator, "config", {})
     model_line = f"Model: `{Path(checkpoint).name if checkpoint else 'generator'}`" + (
         f" ({config.get('block')} blocks x {config.get('num_blocks')}, {config.get('base_channels')} channels)"
@@ -216,8 +228,8 @@ def build_app(
                 )
                 with gr.Row():
                     mask_kind = gr.Radio(
-                        list(MASK_CHOICES),
-                        value=next(iter(MASK_CHOICES)),
+                        mask_choices,
+                        value=NO_MASK,
                         label="Generated hole (added to the brush and the mask file)",
                         scale=3,
                         elem_id="mask-kind",

@@ -6,14 +6,20 @@ one mask rule (:mod:`dmfn_lightning.core.holes`); the image is then filled by th
 (:func:`dmfn_lightning.inpainting.api.inpaint`: padding, the ``full`` / ``resize`` / ``crop`` strategies of
 :mod:`dmfn_lightning.inpainting.hd`, and the exact composite that returns the known pixels unchanged). Bad input raises
 :class:`~dmfn_lightning.core.errors.InpaintError` with a message meant for the user; :mod:`dmfn_lightning.webapp.page`
-shows it in the page. Nothing here imports Gradio, so the tests drive it without a browser.
+shows it in the page. The strategy, working size and crop margin are checked by the API
+(:func:`~dmfn_lightning.inpainting.api.resolve_settings`), under the page's names for them. Nothing here imports
+Gradio, so the tests drive it without a browser.
+
+The generated holes are the data layer's mask kinds for photos (:mod:`dmfn_lightning.masks.registry`), which
+this layer may not import: ``python -m dmfn_lightning.app`` hands them in as a :class:`GeneratedMasks` (their labels
+and the function that draws one); without it the page offers no generated hole.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,17 +27,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PIL import Image
 
-from dmfn_lightning.core.errors import InpaintError, InpaintMemoryError
-from dmfn_lightning.inpainting.api import inpaint, resolve_strategy
-from dmfn_lightning.inpainting.hd import (
-    DEFAULT_CROP_MARGIN,
-    STRATEGIES,
-    Window,
-    check_crop_margin,
-    crop_windows,
-    training_size,
-)
-from dmfn_lightning.inpainting.image_io import generate_mask, load_image, load_mask
+from dmfn_lightning.core.errors import DMFNError, InpaintError, InpaintMemoryError
+from dmfn_lightning.inpainting.api import SettingNames, inpaint, resolve_settings
+from dmfn_lightning.inpainting.hd import DEFAULT_CROP_MARGIN, STRATEGIES, Window, crop_windows, training_size
+from dmfn_lightning.inpainting.image_io import load_image, load_mask
 
 if TYPE_CHECKING:  # pragma: no cover
     from torch import nn
@@ -39,8 +38,10 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "BRUSH_COLOR",
     "DEFAULT_MAX_PIXELS",
-    "MASK_CHOICES",
+    "FIELD_NAMES",
+    "NO_MASK",
     "STRATEGY_CHOICES",
+    "GeneratedMasks",
     "InpaintResult",
     "brush_hole",
     "check_image_file",
@@ -50,16 +51,53 @@ __all__ = [
 
 DEFAULT_MAX_PIXELS = 16_000_000
 
-# Radio label -> generate_mask kind (None = no generated mask).
-MASK_CHOICES: dict[str, str | None] = {
-    "none": None,
-    "centre box": "center",
-    "random box": "random_box",
-    "free-form": "free_form",
-}
-
 # Radio label -> inpaint(strategy=...); "auto" is the library's default: resize with a working size, else full.
 STRATEGY_CHOICES: dict[str, str | None] = {"auto": None, **{name: name for name in STRATEGIES}}
+# The page's names for the settings, in the API's messages (resolve_settings).
+FIELD_NAMES = SettingNames(strategy="The strategy", working_size="The working size", crop_margin="The crop margin")
+# The generated-hole choice that adds none.
+NO_MASK = "none"
+
+
+@dataclass(frozen=True)
+class GeneratedMasks:
+    """The generated holes the page offers: the mask kinds for photos with their labels, and how to draw one.
+
+    Built by ``python -m dmfn_lightning.app`` from the data layer's registry
+    (:func:`dmfn_lightning.masks.photo_mask_kinds`, each class's ``label``) with
+    :func:`dmfn_lightning.masks.generate_mask` as ``draw``.
+    """
+
+    labels: Mapping[str, str]  # kind -> the label shown in the page, in the order offered
+    draw: Callable[[str, int, int, int], np.ndarray]  # (kind, width, height, seed) -> bool [H, W] hole
+
+    @property
+    def choices(self) -> dict[str, str | None]:
+        """The page's radio: label -> kind, :data:`NO_MASK` (no generated hole) first."""
+        return {NO_MASK: None, **{label: kind for kind, label in self.labels.items()}}
+
+    def kind(self, choice: str | None) -> str | None:
+        """The kind a radio label (or a kind's own name) stands for; ``None`` for no generated hole."""
+        if not choice or choice == NO_MASK:
+            return None
+        kind = self.choices.get(choice, choice)
+        if kind not in self.labels:
+            offered = ", ".join(repr(label) for label in self.choices)
+            raise InpaintError(f"Unknown generated hole {choice!r}; choose one of {offered}.")
+        return kind
+
+    def hole(self, choice: str | None, width: int, height: int, seed: int) -> np.ndarray | None:
+        """The generated hole for ``choice`` on a ``width x height`` image, or ``None`` for :data:`NO_MASK`."""
+        kind = self.kind(choice)
+        if kind is None:
+            return None
+        try:
+            return self.draw(kind, width, height, seed)
+        except DMFNError as err:
+            raise InpaintError(
+                f"The generated hole cannot be used: {err}. Pick another generated hole or paint one."
+            ) from err
+
 
 _HOLE_TINT = np.array([255, 0, 255], dtype=np.float32)  # the brush colour, also used for the mask preview
 BRUSH_COLOR = "#ff00ff"
@@ -167,6 +205,7 @@ def inpaint_request(
     mask_kind: str | None = None,
     seed: int = 0,
     *,
+    masks: GeneratedMasks | None = None,
     device: str = "cpu",
     precision: str = "fp32",
     working_size: int | None = None,
@@ -182,16 +221,20 @@ def inpaint_request(
             arrays or paths), or just an image / path.
         mask_file: an optional mask image (white or coloured = hole, :mod:`dmfn_lightning.core.holes`); resized
             (nearest) when its size differs.
-        mask_kind: ``None``/``"none"`` or one of :data:`~dmfn_lightning.inpainting.api.MASK_KINDS` (or a label of
-            :data:`MASK_CHOICES`): a generated hole added to the others.
+        mask_kind: ``None``/``"none"`` or a label (or kind) of ``masks``: a generated hole added to the others.
         seed: seed of the generated mask.
+        masks: the generated holes on offer (:class:`GeneratedMasks`); ``None``: none.
         working_size: longer side of the processing resolution, ``None``/0 = full resolution; with the
             ``crop`` strategy, the largest window processed at full resolution. Ignored (with a note) by ``full``.
         max_pixels: refuse full-resolution processing of more than this many pixels (``None`` = no limit): the
             image for ``full``, the largest window for ``crop`` without a working size; a working size lifts it.
         strategy: ``full``, ``resize`` or ``crop`` (:mod:`dmfn_lightning.inpainting.hd`); ``None``: ``resize`` with a
             working size, else ``full``.
-        crop_margin: pixels of context around each hole for ``crop``.
+        crop_margin: pixels of context around each hole for ``crop`` (ignored by the other strategies).
+
+    The strategy, working size and crop margin are checked by
+    :func:`~dmfn_lightning.inpainting.api.resolve_settings` (messages name them as the page does,
+    :data:`FIELD_NAMES`); a working size with ``full`` is dropped with a note instead of refused.
     """
     background, layers = _editor_parts(editor_value)
     if background is None:
@@ -204,7 +247,9 @@ def inpaint_request(
     if strategy == "full" and working is not None:
         notes.append(f"The working size ({working}) is not used by the 'full' strategy: full resolution it is.")
         working = None
-    strategy = resolve_strategy(strategy or None, working)
+    # The crop margin is the crop strategy's field: the others leave it alone, whatever it holds.
+    margin = crop_margin if strategy == "crop" else None
+    strategy, working, margin = resolve_settings(strategy or None, working, margin, FIELD_NAMES)
     # A working size bounds the processed size whatever the image; a crop window's size is known with the hole.
     limit = max_pixels if working is None else None
     if isinstance(background, str | os.PathLike):
@@ -220,9 +265,10 @@ def inpaint_request(
         hole |= file_hole
         if note:
             notes.append(note)
-    kind = MASK_CHOICES.get(mask_kind, mask_kind) if mask_kind else None
-    if kind and kind != "none":
-        hole |= generate_mask(kind, width, height, int(seed or 0))
+    if mask_kind and mask_kind != NO_MASK:
+        if masks is None:
+            raise InpaintError(f"No generated holes are offered here, so {mask_kind!r} cannot be added.")
+        hole |= masks.hole(mask_kind, width, height, int(seed or 0))
     if not hole.any():
         raise InpaintError(
             "The mask is empty: paint over the region to fill with the brush, upload a mask image "
@@ -231,9 +277,7 @@ def inpaint_request(
     if hole.all():
         notes.append("The whole image is masked: there is no known context, the result is the model's guess.")
     windows: list[Window] = []
-    margin = DEFAULT_CROP_MARGIN  # only the crop strategy reads it
     if strategy == "crop":
-        margin = check_crop_margin(crop_margin, "The crop margin")
         windows = crop_windows(hole, margin, training_size(generator))
         largest = max(windows, key=lambda w: w.height * w.width)
         if limit and largest.height * largest.width > limit:
@@ -247,7 +291,7 @@ def inpaint_request(
             hole,
             strategy=strategy,
             working_size=working,
-            crop_margin=margin,
+            crop_margin=margin if strategy == "crop" else None,
             device=device,
             precision=precision,
         )

@@ -22,9 +22,9 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from dmfn_lightning.core.errors import ManifestError
+from dmfn_lightning.core.file_lists import PACKAGE_PREFIX
 from dmfn_lightning.core.files import atomic_write, atomic_write_bytes
 from dmfn_lightning.core.holes import hole_from_image
-from dmfn_lightning.data.files import PACKAGE_PREFIX
 
 __all__ = [
     "COLUMNS",

@@ -1,9 +1,11 @@
 """Manifest masks: the named generators that make them from a seed, materialising and verifying the mask files,
 and writing the evaluated pairs of a run as a new manifest (:class:`ManifestWriter`).
 
-A mask generator (an entry of ``generators.json``) is one of :mod:`dmfn_lightning.data.masks` with its parameters
-and, for the free-form protocol, the hole-ratio bucket its masks must fall in; a manifest row names the generator
-and the seed, and its ``mask_sha256`` detects a changed generator instead of silently changing every number.
+A mask generator (an entry of ``generators.json``) is a mask kind for photos of :mod:`dmfn_lightning.masks`
+(one of :func:`~dmfn_lightning.masks.photo_mask_kinds`, the registry the inpainting command line and the web app
+offer too) with its parameters and, for the free-form protocol, the hole-ratio bucket its masks must fall in; its
+masks are drawn by the data layer's :func:`~dmfn_lightning.masks.generate_mask`. A manifest row names the
+generator and the seed, and its ``mask_sha256`` detects a changed generator instead of silently changing every number.
 """
 
 from __future__ import annotations
@@ -16,9 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from dmfn_lightning.core.errors import ManifestError
+from dmfn_lightning.core.errors import DataError, ManifestError
 from dmfn_lightning.core.files import probe_writable
-from dmfn_lightning.data import masks
 from dmfn_lightning.evaluation.buckets import bucket_index, bucket_label_of
 from dmfn_lightning.evaluation.manifests.files import (
     Manifest,
@@ -30,10 +31,10 @@ from dmfn_lightning.evaluation.manifests.files import (
     save_png,
     write_manifest,
 )
+from dmfn_lightning.masks import generate_mask as draw_mask
+from dmfn_lightning.masks import mask_from_config, mask_kinds
 
 __all__ = ["ManifestWriter", "generate_mask", "load_generators", "materialise"]
-
-_MASK_CLASSES = ("CenterMask", "RandomBoxMask", "FreeFormMask")  # generators.json may name only these
 
 
 def load_generators(extra: str | os.PathLike | None = None) -> dict[str, dict[str, Any]]:
@@ -52,25 +53,27 @@ def _bucket_bounds(label: str) -> tuple[float, float]:
 def generate_mask(spec: Mapping[str, Any], seed: int) -> np.ndarray:
     """The hole map ``[H, W]`` (bool) that generator ``spec`` (an entry of ``generators.json``) makes from ``seed``.
 
-    ``rng = numpy.random.default_rng(seed)``; the mask class (one of :mod:`dmfn_lightning.data.masks`) is called
-    with ``(H, W, rng)`` until the hole ratio falls in ``spec["bucket"]`` (``(low, high]``), at most
-    ``spec["max_tries"]`` times.
+    The mask class must be a kind for photos (:func:`~dmfn_lightning.masks.photo_mask_kinds`); the hole is drawn
+    by :func:`dmfn_lightning.masks.generate_mask` from ``numpy.random.default_rng(seed)`` at ``spec["size"]``,
+    again until the hole ratio falls in ``spec["bucket"]`` (``(low, high]``), at most ``spec["max_tries"]`` times.
+    Raises :class:`ManifestError`.
     """
-    params = dict(spec["mask"])
-    target = str(params.pop("_target_"))
-    module, _, name = target.rpartition(".")
-    if module != "dmfn_lightning.data.masks" or name not in _MASK_CLASSES:
-        raise ManifestError(f"mask generator {target!r} is not one of dmfn_lightning.data.masks.{_MASK_CLASSES}")
-    generator = getattr(masks, name)(**params)
+    try:
+        generator = mask_from_config(spec["mask"], mask_kinds(for_photos=True))
+    except DataError as err:
+        raise ManifestError(f"generators.json: {err}") from err
     height, width = (int(v) for v in spec["size"])
     wanted = bucket_index(float(np.mean(_bucket_bounds(spec["bucket"])))) if spec.get("bucket") else None
-    rng = np.random.default_rng(int(seed))
-    for _ in range(int(spec.get("max_tries", 1))):
-        mask, _bbox = generator(height, width, rng)
-        hole = mask[0].numpy() > 0.5
-        if wanted is None or bucket_index(float(hole.mean())) == wanted:
-            return hole
-    raise ManifestError(f"mask generator {spec} found no mask in bucket {spec['bucket']} from seed {seed}")
+
+    def in_bucket(hole: np.ndarray) -> bool:
+        return wanted is None or bucket_index(float(hole.mean())) == wanted
+
+    try:
+        return draw_mask(generator, width, height, seed, accept=in_bucket, max_tries=int(spec.get("max_tries", 1)))
+    except DataError as err:
+        raise ManifestError(
+            f"mask generator {spec} found no mask in bucket {spec.get('bucket')} from seed {seed} ({err})"
+        ) from err
 
 
 def materialise(

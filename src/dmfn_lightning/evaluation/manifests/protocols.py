@@ -10,16 +10,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 from omegaconf import OmegaConf
 
 from dmfn_lightning.core.config import config_dir
 from dmfn_lightning.core.errors import ManifestError
-from dmfn_lightning.data.files import resolve_list_path
-from dmfn_lightning.data.masks import CenterMask
+from dmfn_lightning.core.file_lists import resolve_list_path
 from dmfn_lightning.evaluation.buckets import BUCKETS, bucket_label, bucket_label_of
 from dmfn_lightning.evaluation.manifests.files import Manifest, ManifestRow, hole_png, pixels_sha256
 from dmfn_lightning.evaluation.manifests.masks import generate_mask, load_generators
+from dmfn_lightning.masks import CenterMask
+from dmfn_lightning.masks import generate_mask as draw_mask
 
 __all__ = ["FULL_PRODUCT_MAX_IMAGES", "PROTOCOLS", "build_protocol", "is_table1_manifest", "protocol_generators"]
 
@@ -110,6 +110,6 @@ def build_protocol(
 
 def is_table1_manifest(manifest: Manifest) -> bool:
     """True when every row's mask is the exact centred 128 x 128 box on 256 x 256 (Table 1)."""
-    center = CenterMask()(_PROTOCOL_SIZE, _PROTOCOL_SIZE, np.random.default_rng(0))[0][0].numpy() > 0.5
+    center = draw_mask(CenterMask(), _PROTOCOL_SIZE, _PROTOCOL_SIZE)
     checksum = pixels_sha256(hole_png(center))
     return all(row.mask_sha256 == checksum for row in manifest.rows)

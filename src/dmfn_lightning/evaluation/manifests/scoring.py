@@ -1,5 +1,6 @@
 """Scoring someone else's inpainted outputs (``<id>.png``, any framework's) against a manifest with this library's
-metric conventions (composited output, uint8; :mod:`dmfn_lightning.metrics.suite`)."""
+metric conventions (composited output, uint8; :mod:`dmfn_lightning.metrics.suite`), with the same
+:class:`~dmfn_lightning.metrics.options.MetricOptions` as an evaluation."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from torch.utils.data import DataLoader, Dataset
 
 from dmfn_lightning.core.decode import IMAGE_FILE_EXTENSIONS, load_rgb
@@ -20,6 +20,7 @@ from dmfn_lightning.evaluation.manifests.dataset import ManifestDataset, mask_si
 from dmfn_lightning.evaluation.manifests.files import Manifest, read_manifest
 from dmfn_lightning.evaluation.manifests.masks import materialise
 from dmfn_lightning.evaluation.run import EvaluationRun
+from dmfn_lightning.metrics.options import MetricOptions
 
 __all__ = ["score_outputs"]
 
@@ -68,16 +69,7 @@ def score_outputs(
     output_dir: str | os.PathLike | None = None,
     allow_upscale: bool = True,
     composite: bool = True,
-    lpips: bool | str = True,
-    lpips_net: str = "alex",
-    lpips_backbone_weights: str = "imagenet",
-    ssim: str = "full",
-    fid: bool = False,
-    kid: bool = False,
-    inception_weights: str = "auto",
-    feature_extractor: torch.nn.Module | None = None,
-    kid_subsets: int = 100,
-    kid_subset_size: int = 1000,
+    options: MetricOptions | None = None,
     seed: int = 0,
     device: str = "cpu",
     batch_size: int = 16,
@@ -96,10 +88,10 @@ def score_outputs(
             groups do for such sets.
         composite: paste the known pixels of the ground truth back (``mask * out + (1 - mask) * gt``) before
             scoring, as every number of ours is computed; a no-op for outputs that are composited already.
-        lpips, lpips_net, lpips_backbone_weights, ssim: see :class:`dmfn_lightning.metrics.suite.InpaintingMetrics`.
-        fid, kid, inception_weights, feature_extractor, kid_subsets, kid_subset_size, seed: FID/KID, see
-            :class:`dmfn_lightning.metrics.suite.DistributionMetrics`; when the Inception weights are missing a note is
-            printed and recorded, and the other metrics are still computed.
+        options: the metrics and their settings (LPIPS, the headline SSIM, FID/KID), as for ``evaluate``; default
+            :class:`~dmfn_lightning.metrics.options.MetricOptions` ``()``. When FID/KID are asked for and the
+            Inception weights are missing a note is printed and recorded, and the other metrics are still computed.
+        seed: seeds a random LPIPS trunk and KID's subsets.
 
     Returns the summary (as ``summary.json``): ``metrics`` (means), ``n_images``, ``by_hole_ratio`` and the
     conventions. Raises :class:`ManifestError` for a missing/mis-sized output or a mask that fails its checksum.
@@ -121,23 +113,7 @@ def score_outputs(
     loader = DataLoader(
         _OutputsDataset(pairs, outputs), batch_size=int(batch_size), shuffle=False, collate_fn=collate_samples
     )
-    run = EvaluationRun(
-        device=device,
-        lpips=lpips,
-        lpips_net=lpips_net,
-        lpips_backbone_weights=lpips_backbone_weights,
-        lpips_override="--lpips-weights",
-        ssim=ssim,
-        fid=fid,
-        kid=kid,
-        inception_weights=inception_weights,
-        inception_override="--inception-weights",
-        feature_extractor=feature_extractor,
-        kid_subsets=kid_subsets,
-        kid_subset_size=kid_subset_size,
-        seed=seed,
-        manifest=manifest,
-    )
+    run = EvaluationRun(device=device, options=options, seed=seed, manifest=manifest)
     for batch in loader:
         output = batch["output"].to(run.device)
         if composite:

@@ -1,19 +1,25 @@
 """The hole generators' common contract: the base class, the local discriminator's window, shared helpers.
 
-A generator is called as ``mask, bbox = generator(height, width, rng)`` (see :mod:`dmfn_lightning.data.masks`):
+A generator is called as ``mask, bbox = generator(height, width, rng)`` (see :mod:`dmfn_lightning.masks`):
 ``mask`` is float32 ``[1, H, W]`` with 1 = missing pixel, ``bbox`` is ``(top, left, height, width)``, the
 ``H // 2 x W // 2`` window the local discriminator sees.
+
+A generator class that is a *mask kind* says so where it is defined (``class CenterMask(MaskGenerator,
+kind="center", label="centre box", for_photos=True)``) and is thereby in :data:`KINDS`, the one registry of mask
+kinds that :mod:`dmfn_lightning.masks.registry` answers from (see there).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import ClassVar
 
 import numpy as np
 import torch
 
 __all__ = [
+    "KINDS",
     "BBox",
     "MaskGenerator",
     "MaskResult",
@@ -28,9 +34,45 @@ __all__ = [
 BBox = tuple[int, int, int, int]
 MaskResult = tuple[torch.Tensor, BBox]
 
+# The one registry of mask kinds: kind -> generator class, in the order the classes were defined (the order the
+# command line and the web page offer them in). Filled by MaskGenerator.__init_subclass__; read it through
+# dmfn_lightning.masks.registry.
+KINDS: dict[str, type[MaskGenerator]] = {}
+
 
 class MaskGenerator:
-    """Base class: ``__call__(height, width, rng) -> (mask [1, H, W] float32 in {0, 1}, bbox)``."""
+    """Base class: ``__call__(height, width, rng) -> (mask [1, H, W] float32 in {0, 1}, bbox)``.
+
+    A subclass declares itself a mask kind with class keywords, which registers it in :data:`KINDS`::
+
+        class StripeMask(MaskGenerator, kind="stripes", label="stripes", for_photos=True): ...
+
+    * ``kind``: its name, that of its configuration ``conf/mask/<kind>.yaml`` (``mask=<kind>`` in training and
+      evaluation, ``--mask-type <kind>`` for photos). A subclass without ``kind`` is no kind (not even its parent's).
+    * ``label``: how the web page names it (default: the kind with spaces for underscores).
+    * ``for_photos``: whether it can be drawn for any photo from ``(height, width, rng)`` alone, with no mask files or
+      folders: only such kinds are offered by ``python -m dmfn_lightning.inpaint --mask-type``, the web app's
+      generated holes and the evaluation manifests' generators (default ``False``).
+    """
+
+    kind: ClassVar[str | None] = None
+    label: ClassVar[str | None] = None
+    for_photos: ClassVar[bool] = False
+
+    def __init_subclass__(
+        cls, *, kind: str | None = None, label: str | None = None, for_photos: bool = False, **kwargs
+    ) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.kind = kind
+        cls.label = label or (kind.replace("_", " ") if kind else None)
+        cls.for_photos = bool(for_photos)
+        if kind is None:
+            return
+        if not kind.isidentifier() or kind != kind.lower():
+            raise ValueError(f"mask kind {kind!r} of {cls.__name__} must be a lower-case name such as 'free_form'")
+        if kind in KINDS and KINDS[kind].__qualname__ != cls.__qualname__:
+            raise ValueError(f"mask kind {kind!r} is declared by both {KINDS[kind].__name__} and {cls.__name__}")
+        KINDS[kind] = cls
 
     def __call__(self, height: int, width: int, rng: np.random.Generator) -> MaskResult:
         raise NotImplementedError

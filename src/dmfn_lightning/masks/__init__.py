@@ -17,24 +17,40 @@ Each generator is built by ``hydra.utils.instantiate`` from ``conf/mask/<name>.y
 Sizes scale with the image: hole sizes are fractions of H and W, and sizes given in pixels (``delta``, brush width)
 are pixels *at* ``reference_size`` (256, the paper's resolution) and are scaled by ``size / reference_size``.
 
-The generators live in one module each (:mod:`~dmfn_lightning.data.masks.boxes`,
-:mod:`~dmfn_lightning.data.masks.free_form`, :mod:`~dmfn_lightning.data.masks.irregular`,
-:mod:`~dmfn_lightning.data.masks.mixture`, their base in :mod:`~dmfn_lightning.data.masks.base`); this module is the
-public path the configs' ``_target_: dmfn_lightning.data.masks.<Class>`` names.
+Each generator class is a *mask kind* (``center``, ``random_box``, ``free_form``, ``irregular_files``, ``mixed``): it
+declares its name, its label and whether it can be drawn for any photo where it is defined, and its parameters are
+``conf/mask/<kind>.yaml``. :mod:`~dmfn_lightning.masks.registry` is the one list of them
+(:func:`photo_mask_kinds`: what ``--mask-type``, the web app and the evaluation manifests offer) and
+:func:`generate_mask` draws a hole of a kind from a seed.
+
+The generators live in one module each (:mod:`~dmfn_lightning.masks.boxes`,
+:mod:`~dmfn_lightning.masks.free_form`, :mod:`~dmfn_lightning.masks.irregular`,
+:mod:`~dmfn_lightning.masks.mixture`, their base in :mod:`~dmfn_lightning.masks.base`); this module is the
+public path the configs' ``_target_: dmfn_lightning.masks.<Class>`` names. A new kind's class is imported here
+(which registers it, and gives it that path).
 """
 
-from dmfn_lightning.data.masks.base import (
+from dmfn_lightning.masks.base import (
     BBox,
     MaskGenerator,
     bbox_around,
     box_window,
     hole_ratio,
 )
-from dmfn_lightning.data.masks.base import MaskResult as MaskResult
-from dmfn_lightning.data.masks.boxes import CenterMask, RandomBoxMask
-from dmfn_lightning.data.masks.free_form import FreeFormMask
-from dmfn_lightning.data.masks.irregular import IrregularFileMask
-from dmfn_lightning.data.masks.mixture import MixedMask
+from dmfn_lightning.masks.base import MaskResult as MaskResult
+from dmfn_lightning.masks.boxes import CenterMask, RandomBoxMask
+from dmfn_lightning.masks.free_form import FreeFormMask
+from dmfn_lightning.masks.irregular import IrregularFileMask
+from dmfn_lightning.masks.mixture import MixedMask
+from dmfn_lightning.masks.registry import (
+    build_mask,
+    generate_mask,
+    mask_config,
+    mask_from_config,
+    mask_kinds,
+    photo_mask_kinds,
+    target_of,
+)
 
 __all__ = [
     "BBox",
@@ -46,5 +62,12 @@ __all__ = [
     "RandomBoxMask",
     "bbox_around",
     "box_window",
+    "build_mask",
+    "generate_mask",
     "hole_ratio",
+    "mask_config",
+    "mask_from_config",
+    "mask_kinds",
+    "photo_mask_kinds",
+    "target_of",
 ]

@@ -11,14 +11,14 @@ from PIL import Image
 
 from dmfn_lightning.core.decode import IMAGE_FILE_EXTENSIONS
 from dmfn_lightning.core.errors import DataError
+from dmfn_lightning.core.file_lists import read_file_list
 from dmfn_lightning.core.holes import HOLE_THRESHOLD, hole_from_image
-from dmfn_lightning.data.files import read_file_list
-from dmfn_lightning.data.masks.base import MaskGenerator, MaskResult, as_range, bbox_around, mask_tensor
+from dmfn_lightning.masks.base import MaskGenerator, MaskResult, as_range, bbox_around, mask_tensor
 
 __all__ = ["IrregularFileMask"]
 
 
-class IrregularFileMask(MaskGenerator):
+class IrregularFileMask(MaskGenerator, kind="irregular_files", label="mask files"):
     """Holes read from mask image files (a folder, searched recursively, or a file list).
 
     A file is binarised with the library's one mask rule (:mod:`dmfn_lightning.core.holes`, as for ``--mask`` files of

@@ -8,12 +8,12 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image, ImageDraw
 
-from dmfn_lightning.data.masks.base import MaskGenerator, MaskResult, as_range, bbox_around, mask_tensor
+from dmfn_lightning.masks.base import MaskGenerator, MaskResult, as_range, bbox_around, mask_tensor
 
 __all__ = ["FreeFormMask"]
 
 
-class FreeFormMask(MaskGenerator):
+class FreeFormMask(MaskGenerator, kind="free_form", label="free-form", for_photos=True):
     """Free-form brush strokes with DeepFill v2's released parameterisation (Yu et al., ICCV 2019).
 
     For each of ``strokes`` strokes (uniform integer, inclusive): ``vertices`` vertices (inclusive; the released

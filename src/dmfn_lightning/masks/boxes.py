@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from dmfn_lightning.data.masks.base import BBox, MaskGenerator, MaskResult, as_pair, box_window
+from dmfn_lightning.masks.base import BBox, MaskGenerator, MaskResult, as_pair, box_window
 
 __all__ = ["CenterMask", "RandomBoxMask"]
 
@@ -44,7 +44,7 @@ def _draw_shrink(delta: tuple[int, int], rng: np.random.Generator) -> tuple[int,
     return dh, dw
 
 
-class CenterMask(MaskGenerator):
+class CenterMask(MaskGenerator, kind="center", label="centre box", for_photos=True):
     """The fixed centred box of the Table 1 test protocol.
 
     Args:
@@ -83,7 +83,7 @@ class CenterMask(MaskGenerator):
         return _box_mask(height, width, box, shrink), box_window(box, height, width)
 
 
-class RandomBoxMask(MaskGenerator):
+class RandomBoxMask(MaskGenerator, kind="random_box", label="random box", for_photos=True):
     """A box at a uniformly random position, each side shrunk at random (the released training masks).
 
     The box is ``hole_size * (H, W)`` (128 x 128 at 256). Its top-left corner is uniform over all positions that

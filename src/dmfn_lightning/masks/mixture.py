@@ -7,12 +7,12 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import torch
 
-from dmfn_lightning.data.masks.base import MaskGenerator, MaskResult, bbox_around
+from dmfn_lightning.masks.base import MaskGenerator, MaskResult, bbox_around
 
 __all__ = ["MixedMask"]
 
 
-class MixedMask(MaskGenerator):
+class MixedMask(MaskGenerator, kind="mixed"):
     """A probability-weighted mixture of other generators.
 
     ``combine="choose"``: pick one generator with probability proportional to its weight; ``bbox`` is that
@@ -20,6 +20,8 @@ class MixedMask(MaskGenerator):
     if none is drawn, one is chosen by weight) and OR the holes; ``bbox`` is centred on the union
     (:func:`bbox_around`). ``masks`` and ``probs`` are mappings with the same keys (as composed by
     ``conf/mask/mixed.yaml``) or sequences of the same length.
+
+    Not a kind for photos (``for_photos``): whether a mixture needs mask files depends on its parts.
     """
 
     def __init__(
