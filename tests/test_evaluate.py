@@ -19,7 +19,7 @@ import pytest
 import torch
 from PIL import Image
 
-from dmfn_lightning.core.errors import ConfigError, ManifestError
+from dmfn_lightning.core.errors import ConfigError, ManifestError, OutputPathError
 from dmfn_lightning.evaluate import compose_config, evaluate
 from dmfn_lightning.evaluation.manifests.files import COLUMNS, pixels_sha256, read_manifest, write_manifest
 from dmfn_lightning.evaluation.manifests.masks import materialise
@@ -439,3 +439,97 @@ def test_manifest_out_needs_centre_cropped_test_images(eval_setup, tmp_path):
     with pytest.raises(ConfigError, match="manifest_out needs centre-cropped test images"):
         evaluate(compose_config(args))
     assert not (tmp_path / "out" / "summary.json").exists()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# where an evaluation writes: never inside what it reads, never mixed with another evaluation's files
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _tree(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+
+
+@pytest.mark.parametrize("where", ["val/eval_out", "val", "val/deeper/eval_out"])
+def test_an_output_dir_inside_the_folder_it_reads_is_refused(eval_setup, tmp_path, where):
+    data = tmp_path / "data"
+    shutil.copytree(eval_setup["data"], data)
+    before, tree = _files(data), _tree(data)
+    setup = {**eval_setup, "data": data}
+    with pytest.raises(ConfigError) as info:
+        run_evaluation(setup, data / where, "save_images=true")
+    message = str(info.value)
+    assert str(data / where) in message and str(data / "val") in message and "\n" not in message
+    assert _files(data) == before and _tree(data) == tree  # not even an empty folder was made
+
+
+def test_a_manifest_out_inside_the_folder_it_reads_is_refused(eval_setup, tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(eval_setup["data"], data)
+    with pytest.raises(ConfigError, match=r"manifest_out=.*eval_masks.*set manifest_out to a folder outside it"):
+        run_evaluation({**eval_setup, "data": data}, tmp_path / "out", f"manifest_out={data / 'val' / 'eval.csv'}")
+    assert sorted(p.name for p in (data / "val").iterdir()) == [f"img{i}.png" for i in range(EVAL_IMAGES)]
+
+
+@pytest.fixture(scope="module")
+def second_generator(tmp_path_factory) -> Path:
+    from dmfn_lightning.models import DMFNGenerator, export_generator
+
+    torch.manual_seed(1)
+    return export_generator(DMFNGenerator(num_blocks=1, base_channels=16), tmp_path_factory.mktemp("g2") / "g2.pt")
+
+
+def test_a_second_evaluation_replaces_the_first_and_an_interrupted_one_changes_nothing(
+    eval_setup, second_generator, tmp_path, monkeypatch
+):
+    import dmfn_lightning.evaluate as evaluate_module
+
+    out = tmp_path / "out"
+    run_evaluation(eval_setup, out, "save_images=true")
+    first = _files(out)
+    assert len([name for name in first if name.startswith("images/")]) == EVAL_IMAGES
+
+    # the second generator's run stops after its first batch of images: the first run's files stay as they were
+    calls = {"n": 0}
+    original = evaluate_module.save_images
+
+    def stop_after_one_batch(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(evaluate_module, "save_images", stop_after_one_batch)
+    second = {**eval_setup, "ckpt": second_generator}
+    with pytest.raises(KeyboardInterrupt):
+        run_evaluation(second, out, "save_images=true")
+    assert calls["n"] == 2
+    assert _files(out) == first
+    assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in out.iterdir() if not p.name.startswith("."))
+    monkeypatch.undo()
+
+    # completed, it replaces every file of the first: exactly what it writes into an empty folder
+    run_evaluation(second, out, "save_images=true")
+    run_evaluation(second, tmp_path / "fresh", "save_images=true")
+    assert _files(out) == _files(tmp_path / "fresh") != first
+    assert json.loads((out / "summary.json").read_text())["checkpoint"] == str(second_generator)
+
+    # a run without images leaves none of the previous run's beside its summary
+    run_evaluation(eval_setup, out)
+    assert not (out / "images").exists()
+    assert json.loads((out / "summary.json").read_text())["checkpoint"] == str(eval_setup["ckpt"])
+
+
+@pytest.mark.parametrize("mine", ["summary.json", "images/holiday.png", "table1.md"])
+def test_files_of_the_same_names_that_are_not_an_evaluations_are_refused(eval_setup, tmp_path, mine):
+    out = tmp_path / "out"
+    (out / mine).parent.mkdir(parents=True, exist_ok=True)
+    (out / mine).write_bytes(b"my own notes\n")
+    with pytest.raises(OutputPathError) as info:
+        run_evaluation(eval_setup, out, "save_images=true")
+    message = str(info.value)
+    assert str(out) in message and mine.split("/")[0] in message and "\n" not in message
+    assert _files(out) == {mine: b"my own notes\n"}

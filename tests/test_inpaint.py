@@ -1,6 +1,7 @@
 """The inpainting command line (dmfn_lightning.inpaint): folders, mask files and generated masks, the strategies,
 and bad input as one-line errors. The library it runs on is tested in tests/inpainting/ (the API, the HD strategies,
-image and mask files, photo folders) and the generated masks in tests/masks/."""
+image and mask files, photo folders), the generated masks in tests/masks/ and the refusal of unsafe or pickled
+checkpoint files in tests/models/test_torch_files.py."""
 
 from __future__ import annotations
 
@@ -332,51 +333,6 @@ def test_nan_generator_is_reported_never_saved_as_black(tmp_path, capsys):
     assert not (tmp_path / "out" / "photo.png").exists()
 
 
-def test_unsafe_pickle_is_called_unsafe_not_corrupted(tmp_path, capsys):
-    """Item 10: torch 2.14's wording ("unsupported GLOBAL ... blocked") is recognised as an unsafe file."""
-    from dmfn_lightning.models import CheckpointError
-
-    torch.save({"state_dict": {"x": _Payload()}}, tmp_path / "evil.pt")
-    with pytest.raises(CheckpointError) as info:
-        load_generator(tmp_path / "evil.pt")
-    message = str(info.value)
-    assert "unsafe" in message and "posix.system" in message
-    assert "truncated" not in message and "corrupted" not in message
-    rgba_image(16, 12).save(tmp_path / "photo.png")
-    with pytest.raises(SystemExit):
-        main([*cli(tmp_path / "evil.pt", tmp_path / "photo.png", tmp_path / "out"), "--mask-type", "center"])
-    err = capsys.readouterr().err
-    assert "unsafe" in err and "corrupted" not in err
-
-
-def test_pickled_whole_module_gets_advice_that_works(tmp_path, monkeypatch):
-    """Item 10: for a pickled whole generator, the advice given (export_generator in Python) works."""
-    import re
-
-    from dmfn_lightning.models import CheckpointError
-
-    original = small_generator(base_channels=8)
-    torch.save(original, tmp_path / "whole.pt")
-    with pytest.raises(CheckpointError) as info:
-        load_generator(tmp_path / "whole.pt")
-    message = str(info.value)
-    assert "whole pickled model" in message and "DMFNGenerator" in message
-    assert "python -m dmfn_lightning.export" not in message  # export refuses the same file
-    code = re.search(r"`(import torch;[^`]+)`", message)[1]
-    monkeypatch.chdir(tmp_path)
-    exec(code, {})  # what the user is told to run, in the current folder
-    converted = load_generator(tmp_path / "generator.pt")
-    for a, b in zip(original.state_dict().values(), converted.state_dict().values()):
-        assert torch.equal(a, b)
-
-
-class _Payload:
-    def __reduce__(self):
-        import os
-
-        return (os.system, ("true",))
-
-
 def test_random_box_on_a_very_thin_image_never_gives_an_empty_hole(generator_file, tmp_path, capsys):
     """Item 11: a 3x5000 image with --mask-type random_box: an error naming the type and what to do, or a real hole,
     never a silent no-op (the generator's side: tests/masks/test_registry.py)."""
@@ -468,5 +424,116 @@ def test_cli_bad_strategy_values_are_one_line_errors(extra, message, generator_f
     err = capsys.readouterr().err
     first, *rest = err.splitlines()
     assert first.startswith("error: ") and message in first and "Traceback" not in err
-    assert rest == ["(set HYDRA_FULL_ERROR=1 for the full traceback)"]  # the message is one line
+    assert rest == []  # one line; no Hydra hint: this command is not a Hydra program (issue case 20)
     assert not (tmp_path / "out").exists()
+
+
+# ------------------------------------------------------------------------------ inputs kept, sizes, seeds, folders
+
+
+def one_line_refusal(capsys, args: list[str]) -> str:
+    """``main(args)`` must exit 2 with one ``error:`` line and no traceback; returns that line."""
+    with pytest.raises(SystemExit) as info:
+        main(args)
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in err, err
+    return lines[0]
+
+
+def test_cli_never_overwrites_a_mask(generator_file, tmp_path, capsys):
+    """Issue case 3: ``--output m.png`` overwrote the mask and ``--mask masks/ --output masks/`` every mask; only
+    the input image was protected. Both are refused before anything is loaded, and the masks keep their bytes."""
+    images, masks = make_folder(tmp_path)
+    rgba_image(40, 30).save(tmp_path / "p.png")
+    Image.fromarray(np.full((30, 40), 255, dtype=np.uint8)).save(tmp_path / "m.png")
+    before = {p: p.read_bytes() for p in [tmp_path / "m.png", *masks.iterdir()]}
+    line = one_line_refusal(capsys, [*cli(generator_file, tmp_path / "p.png", tmp_path / "m.png"), "--mask",
+                                     str(tmp_path / "m.png")])  # fmt: skip
+    assert "would overwrite the mask file" in line and "m.png" in line and "--output" in line
+    line = one_line_refusal(capsys, [*cli(generator_file, images, masks), "--mask", str(masks)])
+    assert "would overwrite the mask file" in line and "a.png" in line
+    assert all(p.read_bytes() == data for p, data in before.items())
+    # another output folder is fine
+    assert main([*cli(generator_file, images, tmp_path / "out"), "--mask", str(masks), "--quiet"]) == 0
+
+
+class _TrainingModule:
+    """What training hands to export_generator: the module, with its evaluation generator and its run config."""
+
+    def __init__(self, generator: DMFNGenerator, image_size: int) -> None:
+        self.eval_generator = generator
+        self.run_config = {
+            "data": {"_target_": "dmfn_lightning.data.DMFNDataModule", "root": "/data/paris", "image_size": image_size},
+            "mask": {"_target_": "dmfn_lightning.masks.RandomBoxMask"},
+        }
+
+
+@pytest.mark.parametrize("kind", ["generator.pt", "last.ckpt"])
+def test_resize_uses_the_training_size_recorded_in_the_file(kind, generator, monkeypatch, tmp_path, capsys):
+    """Issue case 8: generator.pt recorded only {iteration, vgg_weights}, so a 64 px generator ran --strategy resize
+    at 256. The training size is recorded when the file is written (generator.pt) or read from the run config
+    (a Lightning checkpoint's hyper_parameters.config), and the image is resized to 64."""
+    import dmfn_lightning.inpaint as inpaint_cli
+
+    if kind == "generator.pt":
+        path = export_generator(_TrainingModule(generator, 64), tmp_path / kind)
+    else:
+        path = tmp_path / kind
+        state = {f"generator.{k}": v for k, v in generator.state_dict().items()}
+        config = _TrainingModule(generator, 64).run_config
+        torch.save({"state_dict": state, "global_step": 8, "hyper_parameters": {"config": config}}, path)
+    shapes: list[tuple[int, ...]] = []
+
+    def loading(*args, **kwargs):
+        loaded = load_generator(*args, **kwargs)
+        loaded.register_forward_pre_hook(lambda module, inputs: shapes.append(tuple(inputs[0].shape)))
+        return loaded
+
+    monkeypatch.setattr(inpaint_cli, "load_generator", loading)
+    rgba_image(HD_W, HD_H).save(tmp_path / "photo.png")
+    Image.fromarray(hd_holes((20, 20, 30, 30)).astype(np.uint8) * 255).save(tmp_path / "mask.png")
+    args = [*cli(path, tmp_path / "photo.png", tmp_path / "out"), "--mask", str(tmp_path / "mask.png")]
+    assert main([*args, "--strategy", "resize", "--quiet"]) == 0
+    assert shapes == [(1, 4, 44, 64)]  # the longer side at 64 (not 256: 172x256)
+    assert "warning" not in capsys.readouterr().err
+    assert load_generator(path).metadata["image_size"] == 64
+
+
+def test_a_file_without_its_training_size_is_said_once(generator_file, tmp_path, capsys):
+    """Issue case 8: an older file without the size keeps working at 256, with one warning line."""
+    rgba_image(HD_W, HD_H).save(tmp_path / "photo.png")
+    Image.fromarray(hd_holes((20, 20, 30, 30)).astype(np.uint8) * 255).save(tmp_path / "mask.png")
+    args = [*cli(generator_file, tmp_path / "photo.png", tmp_path / "out"), "--mask", str(tmp_path / "mask.png")]
+    assert main([*args, "--strategy", "crop", "--quiet"]) == 0
+    warned = [line for line in capsys.readouterr().err.splitlines() if "does not record" in line]
+    assert len(warned) == 1 and warned[0].startswith("warning: ") and "256" in warned[0]
+
+
+def test_negative_seed_is_named(generator_file, tmp_path, capsys):
+    """Issue case 16: --seed -1 --mask-type free_form blamed the image size; the seed is checked and named."""
+    rgba_image(40, 30).save(tmp_path / "photo.png")
+    args = [*cli(generator_file, tmp_path / "photo.png", tmp_path / "out"), "--mask-type", "free_form"]
+    with pytest.raises(SystemExit) as info:
+        main([*args, "--seed", "-1"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert "argument --seed: must be a whole number >= 0, got '-1'" in err
+    assert "image" not in err.splitlines()[-1] and "Traceback" not in err
+    assert not (tmp_path / "out").exists()
+    assert main([*args, "--seed", "5", "--quiet"]) == 0
+
+
+def test_subfolders_of_the_image_folder_are_skipped_with_a_warning(generator_file, tmp_path, capsys):
+    """Issue case 20: inpainting a folder ignored its subfolders without saying so."""
+    images, _ = make_folder(tmp_path)
+    rgba_image(40, 30).save(images / "ignored.png")
+    (images / "2023").mkdir()
+    rgba_image(40, 30).save(images / "2023" / "deep.png")
+    (images / "raw").mkdir()
+    out = tmp_path / "out"
+    assert main([*cli(generator_file, images, out), "--mask-type", "center", "--quiet"]) == 0
+    warned = [line for line in capsys.readouterr().err.splitlines() if "subfolder" in line]
+    assert len(warned) == 1 and warned[0].startswith("warning: skipping 2 subfolder(s)") and "2023, raw" in warned[0]
+    assert sorted(p.name for p in out.iterdir()) == ["a.png", "b.png", "c.png", "ignored.png"]

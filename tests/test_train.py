@@ -145,18 +145,21 @@ def test_auto_resume_with_ckpt_path_last(tmp_path):
 
 def test_export_generator_and_ema(tmp_path):
     from dmfn_lightning.models import load_generator
+    from dmfn_lightning.models.generator_files import recorded_image_size
 
     cfg = compose_config(["+experiment=demo", *TINY, "export_generator=true", "model.ema_decay=0.5"], tmp_path)
     result = train(cfg)
     generator = load_generator(result["generator"])
     assert generator.config["num_blocks"] == 1 and generator.config["base_channels"] == 16
-    ckpt = torch.load(tmp_path / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    ckpt = torch.load(tmp_path / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     ema = {k.removeprefix("generator_ema.shadow."): v for k, v in ckpt["state_dict"].items() if "ema" in k}
     live = {k.removeprefix("generator."): v for k, v in ckpt["state_dict"].items() if k.startswith("generator.")}
     assert ema.keys() == live.keys()
     assert any(not torch.equal(ema[k], live[k]) for k in ema)  # EMA lags the live weights
     exported = generator.state_dict()
     assert all(torch.equal(exported[k], ema[k]) for k in exported)  # export uses the EMA weights
+    # the file says what it was trained on, so the resize/crop strategies and evaluate use the right size
+    assert recorded_image_size(generator) == 64 and generator.metadata["mask"] == "RandomBoxMask"
     assert not any(k.startswith("vgg.") for k in ckpt["state_dict"])  # frozen VGG kept out of checkpoints
 
 

@@ -1,14 +1,19 @@
 """Checks of composed configs (training and evaluation) before any work starts: one clear line per problem.
 
+Outputs are kept apart from inputs: a training run dir (:func:`validate_train_config`) or an evaluation's output
+folder (:func:`check_outside_inputs`, called by ``evaluate``) inside a folder the run reads images from is refused,
+since what it writes there would be read back as data by the next run.
+
 (Not Lightning's validation loop: that is ``DMFNModule.validation_step``.)
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from dmfn_lightning.core.devices import PRECISIONS
@@ -38,8 +43,61 @@ def _float(value: Any, key: str, minimum: float, allowed: str) -> float:
     return float(value)
 
 
+def data_folders(data: Any, splits: Sequence[str]) -> list[tuple[str, Path]]:
+    """The folders a data config reads the images of ``splits`` from, as ``(key, folder)``: each split's ``root``
+    joined to ``data.root`` as the data module joins them (``data.root`` itself for a file list without a root;
+    ``test: null`` is ``val``). Splits of explicit files (the demo) read no folder."""
+    if not isinstance(data, Mapping):
+        return []
+    root = data.get("root")
+    found: list[tuple[str, Path]] = []
+    for split in splits:
+        key, spec = f"data.{split}", data.get(split)
+        if spec is None and split == "test":
+            key, spec = "data.val", data.get("val")
+        if isinstance(spec, str):
+            folder = spec
+        elif isinstance(spec, Mapping) and not spec.get("files"):
+            folder = spec.get("root")
+        else:
+            continue
+        if root is not None and (folder is None or not Path(str(folder)).expanduser().is_absolute()):
+            folder = str(Path(str(root)) / folder) if folder else str(root)
+        if folder is not None:
+            found.append((key, Path(str(folder)).expanduser()))
+    return found
+
+
+def _is_inside(path: Path, folder: Path) -> bool:
+    path, folder = path.expanduser().resolve(), folder.expanduser().resolve()
+    return path == folder or folder in path.parents
+
+
+def check_outside_inputs(
+    output: str | Path, inputs: Sequence[tuple[str, Path]], key: str, replaced: Sequence[str] = ()
+) -> None:
+    """Refuse (:class:`ConfigError`, one line) an output folder inside (or equal to) a folder the run reads images or
+    masks from, where its outputs would be read back as inputs; ``inputs`` are ``(what, folder)`` pairs, ``key`` the
+    setting to change. ``replaced``: names inside ``output`` that the run replaces as a whole (an evaluation's
+    ``images/``): an input folder there is refused too."""
+    output = Path(output).expanduser()
+    for what, folder in inputs:
+        if _is_inside(output, folder):
+            raise ConfigError(
+                f"{key}={str(output)!r} is inside {what} {str(folder)!r}, which this run reads images from: its "
+                f"outputs would be read back as inputs; set {key} to a folder outside it"
+            )
+        for name in replaced:
+            if _is_inside(folder, output / name):
+                raise ConfigError(
+                    f"{what} {str(folder)!r} is inside {str(output / name)!r}, which this run replaces; choose another "
+                    f"{key}"
+                )
+
+
 def validate_train_config(cfg: DictConfig) -> None:
-    """Raise :class:`ConfigError` naming the key, the value and the valid choices for the first bad value."""
+    """Raise :class:`ConfigError` naming the key, the value and the valid choices for the first bad value, or the
+    run dir when it lies inside a folder of the training or validation images (:func:`check_outside_inputs`)."""
     block = cfg.model.generator.block
     _require(block in BLOCK_SPECS, "model/block", block, ", ".join(BLOCK_SPECS))
     size = cfg.data.image_size
@@ -66,6 +124,10 @@ def validate_train_config(cfg: DictConfig) -> None:
     _int(cfg.checkpoint.save_top_k, "checkpoint.save_top_k", 0, "an integer >= 0 (0 keeps no best file)")
     ckpt = cfg.ckpt_path
     _require(ckpt is None or isinstance(ckpt, str), "ckpt_path", ckpt, "last, null or a checkpoint file")
+    if HydraConfig.initialized():
+        # checkpoints, logs and (inpaint_val_images) PNGs inside a data folder would become training/validation data
+        run_dir = Path(HydraConfig.get().runtime.output_dir)
+        check_outside_inputs(run_dir, data_folders(cfg.data, ("train", "val")), "hydra.run.dir")
 
 
 def validate_batch_statistics(image_size: int, batch_size: int, sizes: Mapping[str, Mapping[str, int]]) -> None:

@@ -13,7 +13,12 @@ image, every convention a column), ``summary.json`` (means, conventions, the pap
 package version; nothing run-dependent such as times or paths of the run dir, so two evaluations give
 byte-identical files), ``table1.md`` (the paper's Table 1 row beside ours, then each SSIM/PSNR convention; for
 free-form/irregular holes also a table by hole ratio 0-10 %, ..., 50-60 %), and with ``save_images=true`` the
-inpainted PNGs in ``images/``.
+inpainted PNGs in ``images/``. They are written into a hidden staging folder inside the output folder and swapped in
+when the evaluation is complete (:mod:`dmfn_lightning.evaluation.outputs`): a second evaluation into the same folder
+replaces the first one's files as a whole (``images/`` too, even without ``save_images``), and one that fails or is
+interrupted leaves them as they were, so two evaluations' outputs never mix. Files of those names that are not an
+evaluation's results are refused, not replaced. An output folder (or ``manifest_out``'s masks) inside a folder the
+evaluation reads images or masks from is refused before any work: the next evaluation would read them back.
 
 Manifests (:mod:`dmfn_lightning.manifest`): ``manifest=eval.csv`` (or a shipped one, ``manifest=pkg:paris_center``)
 evaluates exactly the manifest's (image, mask) pairs, after checking every mask against its checksum;
@@ -47,7 +52,7 @@ from omegaconf import DictConfig
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from dmfn_lightning.config_checks import validate_eval_config
+from dmfn_lightning.config_checks import check_outside_inputs, data_folders, validate_eval_config
 from dmfn_lightning.core.config import check_writable_dir, compose, config_dir
 from dmfn_lightning.core.devices import resolve_device
 from dmfn_lightning.core.errors import ConfigError, exit_on_user_error
@@ -56,17 +61,21 @@ from dmfn_lightning.evaluation.data import (
     build_datamodule,
     check_manifest_out_data,
     is_box_mask,
+    manifest_folders,
     manifest_loader,
     manifest_settings,
     relative_image,
     table1_protocol,
 )
+from dmfn_lightning.evaluation.manifests.files import Manifest, read_manifest
 from dmfn_lightning.evaluation.manifests.masks import ManifestWriter
+from dmfn_lightning.evaluation.outputs import OUTPUT_NAMES, StagedOutputs
 from dmfn_lightning.evaluation.reports import CSV_COLUMNS, PAPER_TABLE1, render_table1
 from dmfn_lightning.evaluation.run import EvaluationRun, save_images
 from dmfn_lightning.metrics import MetricOptions
 from dmfn_lightning.metrics.table import format_value
 from dmfn_lightning.models import load_generator
+from dmfn_lightning.models.generator_files import warn_if_other_size
 from dmfn_lightning.models.inference import run_generator
 
 if TYPE_CHECKING:
@@ -140,10 +149,30 @@ def evaluate(cfg: DictConfig, feature_extractor: nn.Module | None = None) -> dic
     """
     validate_eval_config(cfg)
     out_dir = _output_dir(cfg)
+    manifest = read_manifest(str(cfg.manifest), cfg.get("manifest_masks")) if cfg.get("manifest") else None
+    inputs = data_folders(cfg.data, ("test",))
+    if manifest is not None:
+        inputs += manifest_folders(manifest, cfg.data.get("root"))
+    check_outside_inputs(out_dir, inputs, "output_dir", replaced=OUTPUT_NAMES)  # before the folder is made
     check_writable_dir(out_dir, "output_dir")
+    outputs = StagedOutputs(out_dir)
+    outputs.check()
     writer = ManifestWriter(str(cfg.manifest_out)) if cfg.get("manifest_out") else None
     if writer is not None:
+        check_outside_inputs(writer.mask_dir, inputs, "manifest_out")
         writer.check_writable()
+    with outputs:  # written into a staging folder inside out_dir, swapped in when complete
+        return _evaluate(cfg, feature_extractor, outputs, manifest, writer)
+
+
+def _evaluate(
+    cfg: DictConfig,
+    feature_extractor: nn.Module | None,
+    outputs: StagedOutputs,
+    manifest: Manifest | None,
+    writer: ManifestWriter | None,
+) -> dict[str, Any]:
+    out_dir = outputs.folder
     start = time.perf_counter()
     device = _resolve_device(cfg)
     torch.manual_seed(int(cfg.seed))
@@ -153,22 +182,22 @@ def evaluate(cfg: DictConfig, feature_extractor: nn.Module | None = None) -> dic
     console = Console(stderr=True)
     # Cheap failures first: checkpoint, LPIPS weights, then the data.
     generator = load_generator(str(cfg.ckpt), map_location=device, prefer_ema=bool(cfg.prefer_ema))
+    warn_if_other_size(generator, cfg.data.get("image_size"), warn=log.warning)  # trained at another size?
     options = MetricOptions.from_config(cfg, feature_extractor=feature_extractor)
     run = EvaluationRun(device=device, options=options, seed=int(cfg.seed), console=console)
-    manifest = None
-    if cfg.get("manifest"):
+    if manifest is not None:
         data_cfg = cfg.data.copy()
         datamodule = instantiate(data_cfg)
-        manifest, loader = manifest_loader(cfg, datamodule, console)
+        manifest, loader = manifest_loader(cfg, datamodule, console, manifest)
         run.manifest = manifest
     else:
         datamodule = build_datamodule(cfg)
         loader = datamodule.test_dataloader()
     if writer is not None:
         check_manifest_out_data(datamodule)
-    image_dir = out_dir / "images"
+    image_dir = outputs.staging / "images"
     if cfg.save_images:
-        image_dir.mkdir(exist_ok=True)
+        image_dir.mkdir()
     rows_by_index = {row.id: row for row in manifest.rows} if manifest is not None else {}
     data_root = manifest_settings(datamodule)[0] if writer is not None else None
 
@@ -219,7 +248,8 @@ def evaluate(cfg: DictConfig, feature_extractor: nn.Module | None = None) -> dic
         protocol=protocol,
         by_hole_ratio=None if manifest is not None else not is_box_mask(datamodule.eval_mask),
     )
-    run.write_reports(out_dir, summary)
+    run.write_reports(outputs.staging, summary)
+    outputs.commit()
     if manifest is None:
         datamodule.teardown("test")
     written = writer.close() if writer is not None else None

@@ -9,18 +9,22 @@ Formats (all take the generator's 4-channel input ``cat([image * (1 - mask), mas
 image in [-1, 1] and 1 = hole, and return the raw prediction ``[N, 3, H, W]`` in [-1, 1], the input's size;
 composite it yourself, ``mask * out + (1 - mask) * image``):
 
-* **Any height and width.** The network needs H and W divisible by 4 (the eager generator refuses other sizes).
-  The TorchScript and ONNX files pad their input inside the model, by reflection at the bottom and right, to the
-  next multiples of 4 and crop the prediction back (:class:`PadToMultipleOf4`, exactly what
-  :func:`dmfn_lightning.models.inference.run_generator` does), so a 150x200 input gives a 150x200 output; sides must be
-  at least 4. ``pt2`` and ``generator`` keep the eager model's check and refuse such sizes.
+* **Any height and width.** The network needs H and W divisible by 4 and at least 8 (the eager generator refuses
+  other sizes). The TorchScript and ONNX files pad their input inside the model with the library's own padding
+  function (:func:`dmfn_lightning.models.inference.pad_input`: at the bottom and right, to the next multiples of 4
+  and at least 8, by reflection, or replication where a side is too short to reflect) and crop the prediction back
+  (:class:`PadToMultipleOf4`), so a 150x200 input gives a 150x200 output, and the prediction of
+  :func:`dmfn_lightning.models.inference.run_generator`, at every size of at least 1x1. ``pt2`` keeps the eager
+  model's check and refuses other sizes; ``generator.pt`` is the eager model too, which the library's
+  ``run_generator`` pads like the exported files (so it is verified through it, at any size).
 * ``torchscript`` -> ``generator.torchscript.pt``: the network is traced (``torch.jit.trace``; it has no
   data-dependent control flow, so the trace is valid for every batch size, height and width; ``torch.jit.script``
   cannot compile the blocks' ``ModuleList`` indexing) and wrapped in the scripted padding. Load with
   ``torch.jit.load``.
 * ``onnx`` -> ``generator.onnx``, one self-contained file with dynamic batch, height and width. By default the
   ``torch.export``-based exporter (``dynamo=True``, its default opset: 20 with torch 2.14) is used;
-  ``--onnx-exporter torchscript`` selects the legacy exporter (``dynamo=False``, opset 17). Both handle
+  ``--onnx-exporter torchscript`` selects the legacy exporter (``dynamo=False``, opset 17, the padding exported
+  from its TorchScript form as ONNX control flow). Both handle
   ``InstanceNorm2d`` with dynamic H and W. Instance normalisation is written as two-stage reductions
   (:class:`TwoStageInstanceNorm`): onnxruntime's fused ``InstanceNormalization`` drifts by ~1.2e-4 from PyTorch
   over the 8-block network (it accumulates long float32 sums), the two-stage form stays at ~2e-5 for ~5 % more
@@ -28,9 +32,10 @@ composite it yourself, ``mask * out + (1 - mask) * image``):
 * ``pt2`` -> ``generator.pt2`` (``torch.export`` ExportedProgram with dynamic dims; ``torch.export.load``).
 * ``generator`` -> ``generator.pt``: the library's own weights + config file (``load_generator``).
 
-After writing, every exported model is loaded back and compared with the PyTorch generator at two resolutions
-(default 256x256 and 192x320, batch 2), and the TorchScript and ONNX files also at a size that is not a
-multiple of 4 (the first size less 2 rows and 1 column); the maximum absolute difference is printed and must be
+After writing, every exported model is loaded back and compared with the library's inference path at the
+``--verify-sizes`` (default 256x256 and 192x320, batch 2; any size a selected format takes, e.g. 255x257 or 3x3,
+while ``pt2`` needs multiples of 4), and the TorchScript and ONNX files, when no size given needs padding, also at
+one that does (the first size less 2 rows and 1 column); the maximum absolute difference is printed and must be
 at most ``--tolerance`` (1e-4, not negative). ONNX is checked with onnxruntime when it is installed (``pip install
 'dmfn_lightning[export]'``), otherwise that check is skipped with a message. A JSON report is written beside the
 files (``export.json``).
@@ -59,6 +64,7 @@ from torch import nn
 from dmfn_lightning.cli_options import add_checkpoint, add_no_ema
 from dmfn_lightning.core.errors import ExportError, exit_on_user_error
 from dmfn_lightning.core.files import check_output_folder
+from dmfn_lightning.core.sizes import MIN_SIDE, MULTIPLE
 from dmfn_lightning.models import load_generator
 from dmfn_lightning.models.export_formats import (
     DEFAULT_FORMATS,
@@ -92,6 +98,7 @@ __all__ = [
     "build_parser",
     "check_source_not_overwritten",
     "check_tolerance",
+    "check_verify_sizes",
     "example_input",
     "export",
     "export_onnx",
@@ -133,9 +140,26 @@ def verify(
 
 def _verification_sizes(spec: ExportFormat, verify_sizes: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
     sizes = list(verify_sizes)
-    if spec.any_size:  # the model pads inside itself: also check a size that needs it
-        sizes.append((verify_sizes[0][0] - 2, verify_sizes[0][1] - 1))
+    needs_padding = any(h % MULTIPLE or w % MULTIPLE or min(h, w) < MIN_SIDE for h, w in sizes)
+    if spec.any_size and not needs_padding:  # the model pads inside itself: also check a size that needs it
+        height, width = verify_sizes[0]
+        sizes.append((max(1, height - 2), max(1, width - 1)))
     return sizes
+
+
+def check_verify_sizes(formats: Sequence[str], verify_sizes: Sequence[tuple[int, int]]) -> None:
+    """Refuse, before any work, a verification size that one of ``formats`` does not run
+    (:meth:`ExportFormat.takes`): TorchScript, ONNX and generator.pt take any size, pt2 sides divisible by 4."""
+    if not verify_sizes:
+        raise ExportError("--verify-sizes needs at least one size HxW, e.g. 256x256")
+    for height, width in verify_sizes:
+        for fmt in dict.fromkeys(formats):
+            spec = get_format(fmt)
+            if not spec.takes(height, width):
+                raise ExportError(
+                    f"--verify-sizes {height}x{width} does not suit --format {fmt}, which takes {spec.size_rule}; "
+                    "choose another size or leave out that format"
+                )
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -162,9 +186,7 @@ def export(
     if unknown:
         raise ExportError(f"unknown format(s) {unknown}; choose from {', '.join(FORMATS)}")
     check_tolerance(tolerance)
-    for height, width in verify_sizes:
-        if height % 4 or width % 4 or min(height, width) < 8:
-            raise ExportError(f"verification size {height}x{width} must be at least 8 and divisible by 4")
+    check_verify_sizes(formats, verify_sizes)
     out_dir = check_output_folder(output, "--output")
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -176,8 +198,9 @@ def export(
         "generator": dict(getattr(generator, "config", {})),
         "torch": torch.__version__,
         "input": "[N, 4, H, W]: cat([image * (1 - mask), mask]), image in [-1, 1], mask 1 = hole; "
-        "torchscript and onnx: any H, W of at least 4 (reflect-padded to multiples of 4 inside the model, the output "
-        "cropped back to H x W); pt2 and generator: H, W divisible by 4",
+        "torchscript and onnx: any H, W of at least 1 (padded inside the model to multiples of 4 and at least 8, "
+        "as the library's inference path pads, the output cropped back to H x W); pt2: H, W divisible by 4 and at "
+        "least 8; generator: the eager model takes H, W divisible by 4, the library's run_generator any size",
         "output": "[N, 3, H, W] raw prediction in [-1, 1] (tanh); composite with the mask yourself",
         "tolerance": tolerance,
         "formats": {},
@@ -253,6 +276,8 @@ def _parse_size(text: str) -> tuple[int, int]:
         height, width = (int(v) for v in text.lower().split("x"))
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected HxW such as 256x256, got {text!r}") from None
+    if height < 1 or width < 1:
+        raise argparse.ArgumentTypeError(f"expected HxW with sides of at least 1 pixel, got {text!r}")
     return height, width
 
 

@@ -26,9 +26,11 @@ processed at it.
 
 Outputs are ``<output>/<stem>.png`` at the original size, known pixels bit-identical to the input (see
 :mod:`dmfn_lightning.inpainting.api`). Before any work the output folder is checked (an existing file or a read-only
-folder is an error), and before the network runs the memory it needs is checked against what the device has
-free (too large an image is refused with a ``--working-size`` that fits). Bad input exits with status 2 and a
-one-line message.
+folder is an error, and so is an output that would overwrite an input: an image or a mask file, by path, link or
+hard link), and before the network runs the memory it needs is checked against what the device has free (too
+large an image is refused with a ``--working-size`` that fits). Only the images directly inside an ``--image``
+folder are inpainted; its subfolders are skipped with a warning line. Bad input exits with status 2 and a one-line
+``error:`` message (``HYDRA_FULL_ERROR=1`` shows the traceback instead).
 """
 
 from __future__ import annotations
@@ -51,11 +53,13 @@ from dmfn_lightning.inpainting.api import SettingNames, batches_by_size, inpaint
 from dmfn_lightning.inpainting.hd import DEFAULT_CROP_MARGIN, STRATEGIES, training_size
 from dmfn_lightning.inpainting.image_io import load_image, load_mask, save_png
 from dmfn_lightning.inpainting.photo_files import (
+    check_inputs_kept,
     check_mask_sizes,
     find_images,
     match_masks,
     output_paths,
     skipped_masks,
+    skipped_subfolders,
 )
 from dmfn_lightning.masks import generate_mask, photo_mask_kinds
 from dmfn_lightning.models import load_generator
@@ -117,11 +121,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_device(parser)
     add_precision(parser)
-    parser.add_argument("--seed", type=int, default=0, help="seed of generated masks (image i uses seed + i)")
+    parser.add_argument(
+        "--seed", type=seed_value, default=0, help="seed of generated masks, >= 0 (image i uses seed + i)"
+    )
     parser.add_argument("--batch-size", type=int, default=4, help="same-size images per forward pass (default 4)")
     add_no_ema(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
+
+
+def seed_value(text: str) -> int:
+    """``--seed``: a whole number >= 0 (numpy's generators take no negative seed); argparse names the flag."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 0, got {text!r}")
+    return value
 
 
 def generated_hole(kind: str, width: int, height: int, seed: int) -> np.ndarray:
@@ -138,18 +155,25 @@ def run(args: argparse.Namespace) -> list[Path]:
     if args.batch_size < 1:
         raise InpaintError(f"--batch-size must be at least 1, got {args.batch_size}")
     strategy = resolve_settings(args.strategy, args.working_size, args.crop_margin, OPTION_NAMES).strategy
+    if args.seed < 0:  # argparse refuses it on the command line; a Namespace built in Python is checked here
+        raise InpaintError(f"--seed must be a whole number >= 0, got {args.seed}")
+    console = Console(stderr=True)
     image_arg = Path(args.image).expanduser()
     images = find_images(image_arg)
     outputs = output_paths(images, Path(args.output).expanduser())  # before any work: fail fast on a bad --output
     masks = match_masks(images, Path(args.mask).expanduser()) if args.mask else [None] * len(images)
+    check_inputs_kept(outputs, images, masks)  # no output may be an input image or a mask file
     device = resolve_device(args.device)
     generator = load_generator(args.checkpoint, map_location=device, prefer_ema=not args.no_ema)
     sizes = [read_size(p) for p in images]  # headers only: batches are formed before decoding anything
     if not args.resize_mask:
         check_mask_sizes(images, sizes, masks, read_size)
     working_size = args.working_size
-    if strategy == "resize" and working_size is None:
-        working_size = training_size(generator)
+    if strategy == "crop" or (strategy == "resize" and working_size is None):
+        # Said here, in one line, when the file does not record it; the library then stays silent about it.
+        trained = training_size(generator, warn=lambda text: _warn(console, text))
+        if strategy == "resize" and working_size is None:
+            working_size = trained
     # crop: the windows depend on the masks, which are not read yet; without a cap on their size each batch is
     # checked when its windows are known (inpaint_batch), with one the cap bounds every window.
     if strategy != "crop" or working_size is not None:
@@ -157,11 +181,18 @@ def run(args: argparse.Namespace) -> list[Path]:
             # One image of every size must fit before anything runs (batches are then cut to what fits).
             check_memory(generator, height, width, working_size=working_size, device=device)
 
-    console = Console(stderr=True)
     skipped = skipped_masks(image_arg)
     if skipped and not args.quiet:
         names = ", ".join(p.name for p in skipped[:5]) + (", ..." if len(skipped) > 5 else "")
-        console.print(f"not inpainting {len(skipped)} mask file(s) found among the images: {names}")
+        console.print(f"not inpainting {len(skipped)} mask file(s) found among the images: {names}", markup=False)
+    subfolders = skipped_subfolders(image_arg)
+    if subfolders:
+        names = ", ".join(p.name for p in subfolders[:5]) + (", ..." if len(subfolders) > 5 else "")
+        _warn(
+            console,
+            f"skipping {len(subfolders)} subfolder(s) of --image {str(image_arg)!r} ({names}): only the images "
+            "directly inside it are inpainted; give a subfolder as --image to inpaint its images",
+        )
     written: list[Path] = []
     columns = (TextColumn("inpainting"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, console=console, disable=args.quiet) as progress:
@@ -194,6 +225,11 @@ def run(args: argparse.Namespace) -> list[Path]:
         where = outputs[0].parent if written else args.output
         console.print(f"wrote {len(written)} inpainted image(s) to {where}")
     return written
+
+
+def _warn(console: Console, text: str) -> None:
+    """One ``warning:`` line on stderr (shown with --quiet too), the text as is (no Rich markup)."""
+    console.print(f"warning: {text}", markup=False, highlight=False, soft_wrap=True)
 
 
 def _pixel_limited(batches, sizes, generator, working_size, device):

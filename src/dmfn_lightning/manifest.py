@@ -3,9 +3,11 @@
 A manifest is a CSV file (optionally gzip-compressed, ``.csv.gz``) with one row per evaluated pair:
 
 ================  ==============================================================================================
-``id``            unique name of the row; inpainted outputs are saved and looked up as ``<id>.png``
+``id``            unique name of the row; inpainted outputs are saved and looked up as ``<id>.png``, so a
+                  plain file name (no ``/`` or ``\\``; not ``.`` or ``..``)
 ``image``         the image, relative to the dataset root (``data.root``; ``--data-root``), or an absolute path
-``mask``          the mask PNG, relative to the manifest's mask folder (by default the CSV's folder)
+``mask``          the mask PNG, relative to the manifest's mask folder (by default the CSV's folder) and inside
+                  it (not absolute, no ``..``)
 ``hole_ratio``    fraction of hole pixels
 ``bucket``        hole-ratio bucket, ``(low, high]`` in percent: ``0-10%`` .. ``50-60%`` (``60-100%`` above)
 ``seed``          the seed the mask was drawn with: ``numpy.random.default_rng(seed)`` for the row's
@@ -19,7 +21,9 @@ Masks are 8-bit greyscale PNGs, white (255) = hole, read with the library's one 
 (:mod:`dmfn_lightning.core.holes`). The checksum covers the decoded pixels (``"<mode> <W>x<H>\\n"`` followed by the raw
 pixel bytes, EXIF orientation applied), not the PNG bytes, so a file re-encoded by another zlib still matches while
 any edited pixel does not. Every evaluation through a manifest verifies every mask first and stops with a one-line
-:class:`ManifestError` naming the file when one differs.
+:class:`ManifestError` naming the file when one differs. Reading a manifest checks every line first (as many fields
+as the header, numbers, checksums, ids, mask paths): a file cut off mid-line or an id such as ``../x`` is one
+:class:`ManifestError` naming the file, the line and the value, and no mask is ever made outside the mask folder.
 
 Images are prepared as the data groups prepare test images: centred square crop of side ``min(H, W)``, bicubic
 resize to the masks' size, ``[-1, 1]``. Metrics follow :mod:`dmfn_lightning.metrics.suite` (composited output, uint8).

@@ -29,11 +29,18 @@ from torchvision.utils import save_image
 
 from dmfn_lightning.config_checks import validate_batch_statistics, validate_train_config
 from dmfn_lightning.core.config import compose, config_dir
-from dmfn_lightning.core.errors import CheckpointError, ConfigError, DataError, exit_on_user_error
+from dmfn_lightning.core.errors import (
+    CheckpointError,
+    ConfigError,
+    DataError,
+    DMFNError,
+    OutputPathError,
+    exit_on_user_error,
+)
 from dmfn_lightning.models.generator_files import export_generator, init_from_release, state_mismatch
 from dmfn_lightning.models.torch_files import safe_load
 from dmfn_lightning.module import DMFNModule, run_config_of
-from dmfn_lightning.training.callbacks import AtomicCheckpointIO, panel_rows
+from dmfn_lightning.training.callbacks import AtomicCheckpointIO, no_space_left, panel_rows
 from dmfn_lightning.training.iterations import iterations_of
 
 log = logging.getLogger(__name__)
@@ -261,7 +268,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         (run_dir / "results.json").write_text(json.dumps(summary, indent=1, default=str))
     if trainer.is_global_zero and cfg.export_generator:
         path = export_generator(
-            module.eval_generator,
+            module,  # its evaluation generator (EMA when enabled), with the training size and data it recorded
             run_dir / "generator.pt",
             metadata={"iteration": result["iteration"], "vgg_weights": module.vgg.weights_used},
         )
@@ -303,7 +310,15 @@ def _finish_wandb(loggers) -> None:
 @hydra.main(config_path=str(config_dir()), config_name="train", version_base="1.3")
 @exit_on_user_error
 def _main(cfg: DictConfig) -> float | None:
-    result = train(cfg)
+    try:
+        result = train(cfg)
+    except Exception as exc:
+        # checkpoints say so themselves (AtomicCheckpointIO); this is for every other file of the run
+        full = None if isinstance(exc, DMFNError) else no_space_left(exc)
+        if full is None:
+            raise
+        where = full.filename or "the run folder"
+        raise OutputPathError(f"no space left writing {where}; free space or choose another hydra.run.dir") from exc
     metric = cfg.checkpoint.monitor
     return result["metrics"].get(metric) if metric else None
 

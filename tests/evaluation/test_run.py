@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from dmfn_lightning.core.errors import DataError
+from dmfn_lightning.core.errors import DataError, OutputPathError
 from dmfn_lightning.evaluation.manifests.files import Manifest, ManifestRow
 from dmfn_lightning.evaluation.reports import CSV_COLUMNS
 from dmfn_lightning.evaluation.run import EvaluationRun, row_ids, save_images
@@ -117,3 +117,16 @@ def test_save_images_and_row_ids(tmp_path):
     save_images(tmp_path, output, names)
     saved = np.asarray(Image.open(tmp_path / "00004_img4.png"))
     assert saved.dtype == np.uint8 and np.array_equal(saved, quantize(output[0]).permute(1, 2, 0).numpy())
+
+
+@pytest.mark.parametrize("name", ["../victim", "sub/name", "..", "<absolute>"])
+def test_save_images_never_writes_outside_its_folder(tmp_path, name):
+    name = name.replace("<absolute>", str(tmp_path / "victim"))
+    folder = tmp_path / "out" / "images"
+    folder.mkdir(parents=True)
+    (tmp_path / "victim.png").write_bytes(b"mine")
+    _, output = _batch([0])
+    with pytest.raises(OutputPathError) as info:
+        save_images(folder, output, [name])
+    assert repr(name) in str(info.value) and "\n" not in str(info.value)
+    assert (tmp_path / "victim.png").read_bytes() == b"mine" and list(folder.iterdir()) == []

@@ -62,9 +62,33 @@ def test_crop_uses_the_training_size_recorded_in_the_generator_file(tmp_path):
     assert spy.shapes == [(1, 4, 128, 128)]
     export_generator(small_generator(base_channels=8), tmp_path / "g.pt", metadata={"image_size": 96})
     assert training_size(load_generator(tmp_path / "g.pt")) == 96
-    assert training_size(Spy()) == 256  # nothing recorded: the paper's 256
+    with pytest.warns(UserWarning, match="does not record the image size"):
+        assert training_size(Spy()) == 256  # nothing recorded: the paper's 256
     spy.metadata = {"image_size": True}  # a recorded bool is no size
-    assert training_size(spy) == 256
+    with pytest.warns(UserWarning, match="does not record the image size"):
+        assert training_size(spy) == 256
+
+
+def test_a_file_without_its_training_size_says_so_once(tmp_path):
+    """Issue case 8: a file that does not record its training size (written before it was recorded) keeps loading
+    and falls back to 256, saying so once per generator; one that records it is used without a word."""
+    import warnings
+
+    old = small_generator(base_channels=8)
+    old.metadata = {"iteration": 3, "vgg_weights": "imagenet"}  # what training used to record
+    said: list[str] = []
+    assert training_size(old, warn=said.append) == 256
+    assert training_size(old, warn=said.append) == 256
+    assert len(said) == 1 and "does not record the image size" in said[0] and "256" in said[0]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert training_size(old) == 256  # already said for this generator: silent
+        fresh = small_generator(base_channels=8)
+        assert training_size(fresh) == training_size(fresh) == 256
+    assert [str(w.message) for w in caught] == [said[0]]  # the default way to say it: one warnings.warn
+    recorded = small_generator(base_channels=8)
+    recorded.metadata = {"image_size": 64}
+    assert training_size(recorded, warn=said.append) == 64 and len(said) == 1
 
 
 def test_check_crop_margin_names_the_setting_as_the_caller_does():

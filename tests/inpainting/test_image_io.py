@@ -57,6 +57,16 @@ def test_load_image_conversions_and_bad_files(tmp_path):
         load_image(tmp_path / "missing.jpg")
 
 
+def test_a_pipe_is_not_called_missing(tmp_path):
+    """Issue case 15: a FIFO is not a file to decode; it exists, so it is not "missing" either."""
+    import os
+
+    os.mkfifo(tmp_path / "pipe")
+    for load, what in ((load_image, "image"), (lambda p: load_mask(p, (4, 4)), "mask")):
+        with pytest.raises(InpaintError, match=rf"{what} '.*pipe' is not a regular file \(a pipe"):
+            load(tmp_path / "pipe")
+
+
 def test_save_png_writes_the_image_or_names_the_file(tmp_path):
     image = Image.fromarray(np.arange(24, dtype=np.uint8).reshape(2, 4, 3), "RGB")
     path = save_png(image, tmp_path / "out.png")

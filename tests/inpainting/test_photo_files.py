@@ -4,6 +4,7 @@ The same rules seen through the command line are in tests/test_inpaint.py."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -14,12 +15,14 @@ from dmfn_lightning.core.decode import read_size
 from dmfn_lightning.core.errors import InpaintError, OutputPathError
 from dmfn_lightning.inpainting.photo_files import (
     MASK_NAME_PATTERNS,
+    check_inputs_kept,
     check_mask_sizes,
     find_images,
     mask_owner,
     match_masks,
     output_paths,
     skipped_masks,
+    skipped_subfolders,
     split_masks,
 )
 
@@ -108,3 +111,48 @@ def test_mask_sizes_are_checked_from_the_headers(tmp_path):
     check_mask_sizes(images, sizes, [masks[0], None], read_size)
     with pytest.raises(InpaintError, match=r"1 mask\(s\) .*b.png is 4x3 but b.png is 8x6.*--resize-mask"):
         check_mask_sizes(images, sizes, masks, read_size)
+
+
+def test_outputs_never_overwrite_a_mask_file_or_any_input(tmp_path):
+    """Issue case 3: only the input image was protected; a mask file given as --output, or the mask folder as the
+    output folder, was overwritten. Every input is protected, by path, symbolic link or hard link."""
+    images = touch_images(tmp_path / "in", "a.png", "b.png")
+    masks = touch_images(tmp_path / "masks", "a.png", "b.png")
+    check_inputs_kept([tmp_path / "out" / "a.png", tmp_path / "out" / "b.png"], images, masks)  # no clash
+    with pytest.raises(InpaintError, match=r"would overwrite the mask file .*masks/a\.png.*choose another --output"):
+        check_inputs_kept(output_paths(images[:1], masks[0]), images[:1], masks[:1])  # --output m.png
+    with pytest.raises(InpaintError, match=r"would overwrite the mask file .*a\.png \(and 1 more output"):
+        check_inputs_kept(output_paths(images, tmp_path / "masks"), images, masks)  # --output masks/
+    (tmp_path / "link.png").symlink_to(masks[1])
+    os.link(masks[0], tmp_path / "hard.png")
+    for out in (tmp_path / "link.png", tmp_path / "hard.png"):
+        with pytest.raises(InpaintError, match="would overwrite the mask file"):
+            check_inputs_kept([out], images[:1], [masks[0] if out.name == "hard.png" else masks[1]])
+    os.link(images[0], tmp_path / "hard2.png")
+    with pytest.raises(InpaintError, match="would overwrite the input image"):
+        check_inputs_kept([tmp_path / "hard2.png"], images[:1], [None])
+
+
+@pytest.mark.parametrize("option", ["--image", "--mask"])
+def test_a_pipe_is_neither_a_file_nor_a_folder(option, tmp_path):
+    """Issue case 15: a FIFO (or /dev/stdin on a pipe) as --image or --mask was listed as a folder:
+    NotADirectoryError. It is one clear line."""
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    with pytest.raises(InpaintError, match=rf"{option} '.*pipe' is not a regular file or folder"):
+        if option == "--image":
+            find_images(fifo)
+        else:
+            match_masks(touch_images(tmp_path / "in", "a.png"), fifo)
+
+
+def test_subfolders_of_an_image_folder_are_named(tmp_path):
+    """Issue case 20: the subfolders of an --image folder are not inpainted; they are listed so that the command
+    line can say so."""
+    touch_images(tmp_path / "photos", "a.png")
+    touch_images(tmp_path / "photos" / "2023", "b.png")
+    (tmp_path / "photos" / "empty").mkdir()
+    (tmp_path / "photos" / ".cache").mkdir()
+    assert find_images(tmp_path / "photos") == [tmp_path / "photos" / "a.png"]
+    assert skipped_subfolders(tmp_path / "photos") == [tmp_path / "photos" / "2023", tmp_path / "photos" / "empty"]
+    assert skipped_subfolders(tmp_path / "photos" / "a.png") == []

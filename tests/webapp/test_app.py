@@ -97,7 +97,21 @@ def test_page_defaults_are_checked_by_the_api_before_any_work(extra, message, tm
         app.main(["--checkpoint", str(tmp_path / "missing.pt"), *extra])
     assert info.value.code == 2
     first, *rest = capsys.readouterr().err.splitlines()
-    assert first == f"error: {message}" and rest == ["(set HYDRA_FULL_ERROR=1 for the full traceback)"]
+    assert first == f"error: {message}" and rest == []  # one line: the app is no Hydra program (issue case 20)
+
+
+def test_a_device_that_is_not_there_is_one_line(tmp_path, monkeypatch, capsys):
+    """Issue case 14: --device mps without MPS ended in a traceback; it is one line, before the model is loaded."""
+    import torch
+
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
+    with pytest.raises(SystemExit) as info:
+        app.main(["--checkpoint", str(tmp_path / "missing.pt"), "--device", "mps"])
+    assert info.value.code == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "error: device 'mps' requested but MPS (Apple silicon) is not available here; use cpu or auto"
+    ]
 
 
 def test_cli_strategy_options():

@@ -124,6 +124,76 @@ def test_huge_image_is_refused_unless_a_working_size_is_set(generator, tmp_path)
         inpaint_request(generator, str(tmp_path / "big.png"), mask_kind="center", max_pixels=10_000, masks=MASKS)
 
 
+def _png_header(path: Path, width: int, height: int) -> Path:
+    """A PNG whose header says ``width x height`` and whose pixel data is a few bytes: reading its header costs
+    nothing, decoding it would need gigabytes (as a 12000x9000 photo in a 337 KB PNG does)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    idat = zlib.compress(b"\0" * 64)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b""))
+    return path
+
+
+def _through_the_api(demo, editor_payload: dict) -> None:
+    """One press of Inpaint as Gradio's API runs it (preprocessing included), a generated hole added."""
+    import asyncio
+
+    fn = next(f for f in demo.fns.values() if f.api_name == "inpaint")
+    inputs = [editor_payload, None, "centre box", 0, "cpu", "fp32", 0, "auto", 128]
+    asyncio.run(demo.process_api(fn, inputs, explicit_call=True))
+
+
+@pytest.mark.parametrize("kind", ["not-an-image", "12000x9000", "20000x20000"])
+def test_api_uploads_are_checked_from_their_headers_before_decoding(kind, generator, tmp_path, monkeypatch):
+    """Issue case 18: through the web app's API a non-image background or a 20000x20000 PNG gave Gradio's "Could
+    not preprocess input component" and a server traceback, and a 12000x9000 image was refused only after being
+    decoded (server memory 1.3 -> 4.1 GB). The editor now hands its files over undecoded and the request path
+    refuses them from their headers, in the page's one-line error, without decoding anything."""
+    if kind == "not-an-image":
+        path, phrase = tmp_path / "notes.png", "The image 'notes.png' is not an image this app can read"
+        path.write_text("this is not an image")
+    else:
+        width, height = (int(v) for v in kind.split("x"))
+        path = _png_header(tmp_path / "huge.png", width, height)
+        phrase = f"{kind}" if kind == "12000x9000" else "too large to decode safely"
+    decoded = []
+    monkeypatch.setattr(Image.Image, "load", lambda self, *a, **k: decoded.append(self.size))
+    monkeypatch.setattr("PIL.ImageFile.ImageFile.load", lambda self, *a, **k: decoded.append(self.size))
+    demo = app.build_app(generator, devices=["cpu"], output_dir=tmp_path / "out")
+    payload = {"background": {"path": str(path), "orig_name": path.name, "meta": {"_type": "gradio.FileData"}}}
+    with pytest.raises(gr.Error) as info:
+        _through_the_api(demo, {**payload, "layers": [], "composite": None, "id": None})
+    message = str(info.value.message)
+    assert phrase in message and "\n" not in message and str(tmp_path) not in message
+    assert decoded == []  # nothing was decoded
+
+
+def test_the_editor_hands_over_files_undecoded(generator, tmp_path):
+    """The page's editor: uploaded files by path, browser blobs written as they came; neither is opened."""
+    from gradio.components.image_editor import EditorData, EditorDataBlobs
+    from gradio.data_classes import FileData
+
+    demo = page.build_app(generator, masks=MASKS, devices=["cpu"])
+    editor_box = next(b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "editor")
+    assert editor_box.get_block_name() == "imageeditor"  # the browser shows the usual image editor
+    assert not Path(page.__file__).with_suffix(".pyi").exists()  # no component class of ours: no stub written
+    upload = tmp_path / "photo.png"
+    upload.write_bytes(b"anything at all")
+    value = editor_box.preprocess(EditorData(background=FileData(path=str(upload)), layers=[]))
+    assert value == {"background": str(upload), "layers": [], "composite": None}
+    blobs = EditorDataBlobs(background=b"canvas bytes", layers=[None, b"stroke"], composite=None)
+    editor_box.blob_storage["abc"] = blobs
+    value = editor_box.preprocess(EditorData(id="abc"))
+    assert Path(value["background"]).read_bytes() == b"canvas bytes" and len(value["layers"]) == 1
+    assert Path(value["layers"][0]).read_bytes() == b"stroke" and "abc" not in editor_box.blob_storage
+    assert editor_box.preprocess(None) is None
+
+
 def test_build_app_is_a_blocks_page(generator):
     demo = page.build_app(
         generator, masks=MASKS, checkpoint="outputs/demo/generator.pt", devices=["cpu"], working_size=256

@@ -129,3 +129,29 @@ def test_settings_are_checked_by_the_api_under_the_page_names(generator):
     assert inpaint_request(generator, value, strategy="resize", working_size=64, crop_margin=-5).strategy == "resize"
     res = inpaint_request(generator, value, strategy="full", working_size=64)
     assert res.strategy == "full" and "not used by the 'full' strategy" in res.notes[0]
+
+
+def test_a_negative_seed_is_named_not_the_image(generator):
+    """Issue case 16 in the web app: a seed below 0 (through the API; the page's box has minimum 0) is named."""
+    for seed in (-1, 2.5, "7"):
+        with pytest.raises(InpaintError, match=rf"The seed must be a whole number >= 0, got {seed!r}"):
+            inpaint_request(generator, editor(photo()), mask_kind="center", seed=seed, masks=MASKS)
+    assert inpaint_request(generator, editor(photo()), mask_kind="center", seed=3.0, masks=MASKS).hole.any()
+
+
+def test_layer_and_mask_files_are_checked_from_their_headers(generator, tmp_path, monkeypatch):
+    """Issue case 18: files handed over by the page's editor are refused from their headers, layers included."""
+    image = photo()
+    image.save(tmp_path / "photo.png")
+    brush_layer(box_mask(10, 10, 20, 20)).save(tmp_path / "layer.png")
+    value = {"background": str(tmp_path / "photo.png"), "layers": [str(tmp_path / "layer.png")]}
+    res = inpaint_request(generator, value)
+    np.testing.assert_array_equal(res.hole, box_mask(10, 10, 20, 20))
+    Image.new("L", (300, 300)).save(tmp_path / "big_layer.png")
+    value = {"background": str(tmp_path / "photo.png"), "layers": [str(tmp_path / "big_layer.png")]}
+    with pytest.raises(InpaintError, match=r"The brush layer 'big_layer.png' is 300x300 .*larger than the image"):
+        inpaint_request(generator, value, max_pixels=40_000)
+    (tmp_path / "notes.png").write_text("not an image")
+    value["layers"] = [str(tmp_path / "notes.png")]
+    with pytest.raises(InpaintError, match=r"The brush layer 'notes.png' is not an image"):
+        inpaint_request(generator, value)

@@ -6,6 +6,7 @@ An editable install has no packaged copy, so the checkout's tree is used; an ins
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sys
 from collections.abc import Iterator, Mapping
@@ -140,9 +141,21 @@ class OutputDirCheck(_hydra_callback_base()):
         self._check(config.hydra.sweep.dir, "hydra.sweep.dir")
 
 
+# A sweep job's folder is named by its overrides; file systems refuse names over 255 bytes, and long names are
+# unreadable anyway. The full overrides are always in the job's .hydra/overrides.yaml.
+MAX_JOB_DIR_NAME = 96
+
+
 def _path_safe(text: str) -> str:
-    """Group overrides such as ``model/block=rate2`` contain '/', which would nest sweep directories."""
-    return str(text).replace("/", ".")
+    """A folder name from a job's overrides: '/' (group overrides such as ``model/block=rate2``) would nest folders,
+    and a name longer than :data:`MAX_JOB_DIR_NAME` is cut and ends in a short hash of the whole text, so two jobs
+    never share a folder."""
+    name = str(text).replace("/", ".")
+    if len(name.encode()) <= MAX_JOB_DIR_NAME:
+        return name
+    digest = hashlib.sha1(name.encode()).hexdigest()[:10]
+    cut = name.encode()[: MAX_JOB_DIR_NAME - len(digest) - 2].decode(errors="ignore").rstrip(",.=_-")
+    return f"{cut}..{digest}"
 
 
 def register_resolvers() -> None:

@@ -1,6 +1,7 @@
 """Devices, precision and memory: where and how the generator runs, and whether an image fits before it runs.
 
-:func:`resolve_device` turns ``auto``/``cpu``/``cuda:N`` into a :class:`torch.device`, :func:`autocast` gives the
+:func:`resolve_device` turns ``auto``/``cpu``/``cuda:N``/``mps`` into a :class:`torch.device` (an accelerator that
+is not there is refused in one line), :func:`autocast` gives the
 ``fp32``/``bf16``/``fp16`` context (:data:`PRECISIONS`). The memory guard estimates a forward pass's peak from
 the processed size (:func:`estimate_inference_bytes`), compares it with what the device has free
 (:func:`available_memory`, a container's cgroup limit included) and refuses too large an image with a hint to
@@ -21,6 +22,7 @@ from dmfn_lightning.core.errors import InpaintError, InpaintMemoryError
 from dmfn_lightning.core.sizes import processed_dims
 
 __all__ = [
+    "DEVICE_CHOICES",
     "PRECISIONS",
     "autocast",
     "available_memory",
@@ -38,19 +40,53 @@ PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 # devices and precision
 
 
+DEVICE_CHOICES = "cpu, cuda, cuda:N, mps or auto"
+# The accelerator each device type stands for, in messages.
+_ACCELERATORS = {"cuda": "CUDA", "mps": "MPS (Apple silicon)", "xpu": "XPU"}
+
+
+def _backend(device_type: str) -> tuple[bool, int | None] | None:
+    """(available, device count or ``None``) of an accelerator type, ``None`` for a type this library cannot
+    check (``meta``, ``vulkan``, ...: refused)."""
+    if device_type == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        return bool(mps is not None and mps.is_available()), 1
+    module = getattr(torch, device_type, None)
+    is_available = getattr(module, "is_available", None)
+    if not callable(is_available):
+        return None
+    count = getattr(module, "device_count", None)
+    available = bool(is_available())
+    return available, int(count()) if available and callable(count) else None
+
+
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"`` -> CUDA when available, else CPU; ``"cuda"`` without a GPU is an :class:`InpaintError`."""
+    """``"auto"`` -> CUDA when available, else CPU. An accelerator that is not there (``cuda`` without a GPU,
+    ``mps`` off Apple silicon, ``cuda:3`` on a one-GPU machine) or a device type that cannot run the generator is
+    an :class:`InpaintError` naming it, before anything is moved there."""
     if isinstance(device, torch.device):
         return device
-    name = str(device).lower()
+    name = str(device).strip().lower()
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         resolved = torch.device(name)
     except RuntimeError as err:
-        raise InpaintError(f"unknown device {device!r}; use cpu, cuda, cuda:N or auto") from err
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise InpaintError(f"device {device!r} requested but CUDA is not available here; use --device cpu or auto")
+        raise InpaintError(f"unknown device {device!r}; use {DEVICE_CHOICES}") from err
+    if resolved.type == "cpu":
+        return resolved
+    backend = _backend(resolved.type)
+    if backend is None:
+        raise InpaintError(f"device {device!r} cannot run the generator; use {DEVICE_CHOICES}")
+    available, count = backend
+    label = _ACCELERATORS.get(resolved.type, resolved.type)
+    if not available:
+        raise InpaintError(f"device {device!r} requested but {label} is not available here; use cpu or auto")
+    if resolved.index is not None and count is not None and resolved.index >= count:
+        raise InpaintError(
+            f"device {device!r} requested but this machine has {count} {label} device(s), numbered from 0; "
+            f"use {resolved.type}:0 .. {resolved.type}:{count - 1}, cpu or auto"
+        )
     return resolved
 
 

@@ -1,7 +1,10 @@
 """User-facing failures: one clear paragraph on stderr and a non-zero exit, never a stack trace.
 
-Entry points wrap their body in :func:`exit_on_user_error`. ``HYDRA_FULL_ERROR=1`` (Hydra's own switch, reused
-by the non-Hydra entry points) re-raises so the full traceback is available when debugging.
+Entry points wrap their body in :func:`exit_on_user_error`. ``HYDRA_FULL_ERROR=1`` (Hydra's own switch, honoured
+by the non-Hydra entry points too) re-raises so the full traceback is available when debugging. Only the Hydra
+programs (train, evaluate) end their message with Hydra's hint, ``(set HYDRA_FULL_ERROR=1 for the full
+traceback)``: for inpaint, export, app and manifest, which are not Hydra programs, the refusal is the one
+``error:`` line.
 """
 
 from __future__ import annotations
@@ -83,8 +86,28 @@ def full_error_requested() -> bool:
     return os.environ.get("HYDRA_FULL_ERROR", "0") not in ("", "0")
 
 
+HYDRA_HINT = "(set HYDRA_FULL_ERROR=1 for the full traceback)"
+
+
+def in_hydra_job() -> bool:
+    """Whether a Hydra program's job is running (``@hydra.main``): only then is Hydra's switch worth naming.
+
+    Hydra is looked up among the imported modules, not imported: a program that never imported it is no Hydra
+    program.
+    """
+    hydra_config = sys.modules.get("hydra.core.hydra_config")
+    try:
+        return bool(hydra_config is not None and hydra_config.HydraConfig.initialized())
+    except Exception:  # another Hydra version without this API: no hint rather than a crash while reporting
+        return False
+
+
 def exit_on_user_error(fn: Callable[..., T]) -> Callable[..., T]:
-    """Turn user errors raised by ``fn`` into ``error: <message>`` on stderr and exit status 2."""
+    """Turn user errors raised by ``fn`` into ``error: <message>`` on stderr and exit status 2.
+
+    Inside a Hydra job (train, evaluate) Hydra's hint :data:`HYDRA_HINT` follows on a second line; other commands
+    print the one line. ``HYDRA_FULL_ERROR=1`` re-raises in both cases (:func:`full_error_requested`).
+    """
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -95,7 +118,8 @@ def exit_on_user_error(fn: Callable[..., T]) -> Callable[..., T]:
             if cause is None or full_error_requested():
                 raise
             print(f"error: {cause}", file=sys.stderr)
-            print("(set HYDRA_FULL_ERROR=1 for the full traceback)", file=sys.stderr)
+            if in_hydra_job():
+                print(HYDRA_HINT, file=sys.stderr)
             sys.exit(2)
 
     return wrapper

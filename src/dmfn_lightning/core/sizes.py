@@ -17,17 +17,33 @@ import numpy as np
 
 from dmfn_lightning.core.errors import InpaintError
 
-__all__ = ["MIN_SIDE", "MULTIPLE", "check_working_size", "pad_amounts", "processed_dims", "working_dims"]
+__all__ = [
+    "MIN_SIDE",
+    "MULTIPLE",
+    "check_working_size",
+    "pad_amounts",
+    "padded_side",
+    "processed_dims",
+    "working_dims",
+]
 
 MULTIPLE = 4  # two stride-2 convolutions in the encoder
 MIN_SIDE = 8  # InstanceNorm needs more than one spatial element at H/4 x W/4
 
 
+def padded_side(side: int, multiple: int = MULTIPLE, min_side: int = MIN_SIDE) -> int:
+    """The side the generator runs a ``side``-pixel side at: the next multiple of 4, at least 8.
+
+    Written so that TorchScript compiles it (the constants come in as default arguments) and so that the ONNX
+    exporters keep it symbolic (no floor division of a negative number, which ONNX rounds towards zero): the
+    exported models pad with it (:func:`dmfn_lightning.models.inference.pad_input`).
+    """
+    return max(min_side, (side + multiple - 1) // multiple * multiple)
+
+
 def pad_amounts(height: int, width: int) -> tuple[int, int]:
     """(rows, columns) to add at the bottom/right so both sides are multiples of 4 and at least 8."""
-    ph = max(MIN_SIDE, -(-height // MULTIPLE) * MULTIPLE) - height
-    pw = max(MIN_SIDE, -(-width // MULTIPLE) * MULTIPLE) - width
-    return ph, pw
+    return padded_side(height) - height, padded_side(width) - width
 
 
 def check_working_size(working_size: Any, name: str = "working_size") -> int | None:

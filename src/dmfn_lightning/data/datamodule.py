@@ -13,8 +13,8 @@ from torch.utils.data import DataLoader
 
 from dmfn_lightning.core.errors import DataError
 from dmfn_lightning.data.datasets import CROPS, ImageDataset, collate_samples
-from dmfn_lightning.data.files import ImageSource
-from dmfn_lightning.masks import CenterMask, MaskGenerator, RandomBoxMask
+from dmfn_lightning.data.files import ImageSource, shared_files
+from dmfn_lightning.masks import CenterMask, IrregularFileMask, MaskGenerator, MixedMask, RandomBoxMask
 
 __all__ = ["DMFNDataModule"]
 
@@ -26,6 +26,16 @@ _STAGE_SPLITS = {
     "predict": ("test",),
     None: _SPLITS,
 }
+
+
+def _check_mask_files(mask: MaskGenerator) -> None:
+    """Find and check the files of the training mask generators that read them, here in the main process, so that a
+    missing or hole-less mask folder fails in ``setup`` with one line, not in a DataLoader worker during training."""
+    if isinstance(mask, IrregularFileMask):
+        _ = mask.files
+    elif isinstance(mask, MixedMask):
+        for part in mask.masks:
+            _check_mask_files(part)
 
 
 class DMFNDataModule(pl.LightningDataModule):
@@ -58,6 +68,10 @@ class DMFNDataModule(pl.LightningDataModule):
         seed: data seed. Evaluation holes/crops are a pure function of (sample index, seed); training streams
             are seeded per (seed, rank, DataLoader worker) and continue across epochs.
         drop_last: drop the last incomplete training batch.
+
+    :meth:`setup` refuses a training split that shares image files with the val or test split (e.g. through a
+    symlinked folder; the same folder given for both on purpose is allowed), and checks the training mask files
+    (a mask folder without any hole is refused) before any batch is drawn.
     """
 
     def __init__(
@@ -176,6 +190,27 @@ class DMFNDataModule(pl.LightningDataModule):
                 self.datasets["test"] = self.datasets["val"]
                 continue
             self.datasets[split] = self.build_dataset(split)
+            if split == "train":  # evaluation reads no mask file before its first batch
+                _check_mask_files(self.train_mask)
+        self._refuse_shared_files()
+
+    def _refuse_shared_files(self) -> None:
+        """Training images must not be evaluation images: refuse a train split that holds files of the val or test
+        split's folder (e.g. reached through a symlinked folder), unless both splits are the same files on purpose."""
+        train = self.datasets.get("train")
+        for split in ("val", "test"):
+            other = self.datasets.get(split)
+            if train is None or other is None or (split == "test" and other is self.datasets.get("val")):
+                continue
+            shared = shared_files(train.paths, other.paths)
+            if not shared or len(shared) == len(train.paths) == len(other.paths):
+                continue
+            path, twin = shared[0]
+            how = f" (as {path}, through a symlinked folder)" if str(path) != str(twin) else ""
+            raise DataError(
+                f"data.train and data.{split} share {len(shared)} image file(s), e.g. {twin}{how}: a model must "
+                f"not be evaluated on its training images; keep the splits in separate folders (remove the link)"
+            )
 
     def teardown(self, stage: str | None = None) -> None:
         skipped = self.skipped_paths

@@ -8,7 +8,9 @@ them to 8-bit RGB (any mode, EXIF orientation applied) :mod:`dmfn_lightning.core
 Bad files (undecodable, truncated, too small for the crop) follow ``on_bad_image``: ``"raise"`` stops with a
 :class:`DataError` naming the file and the problem; ``"skip"`` warns with the path, counts it (the count is shared
 by all DataLoader workers, see :attr:`ImageDataset.skipped_paths`), and replaces the sample by the next good image
-(training) or drops it from the batch (evaluation, so metrics never count an image twice).
+(training) or drops it from the batch (evaluation, so metrics never count an image twice). When no file of a split
+is usable, the error counts the images smaller than the crop (``image_size``) apart from those that failed to decode,
+and says what to do about each.
 
 Randomness (crops, flips, masks): evaluation samples use ``numpy.random.default_rng([seed, index])``, a pure
 function of the sample index and the seed. Training samples draw from one stream per (seed, rank, worker): each
@@ -51,6 +53,9 @@ __all__ = [
     "to_rgb",
 ]
 
+# Why a file was skipped, as stored in the shared skip flags: it does not decode, it is smaller than the crop, or
+# its crop is impossible (crop="released" on a very long image).
+_UNREADABLE, _TOO_SMALL, _UNCROPPABLE = 1, 2, 3
 _EVAL_STREAM = 0x45564C  # mixed into evaluation seeds so they never coincide with a training stream
 _TRAIN_STREAM = 0x54524E
 
@@ -161,7 +166,7 @@ class ImageDataset(Dataset):
     @property
     def skipped_count(self) -> int:
         """Number of distinct files skipped so far (in this process and all its DataLoader workers)."""
-        return int(self._bad.sum())
+        return int(torch.count_nonzero(self._bad))
 
     @property
     def skipped_paths(self) -> list[str]:
@@ -169,18 +174,42 @@ class ImageDataset(Dataset):
 
     def _check_headers(self) -> None:
         kept = []
+        counts = dict.fromkeys((_UNREADABLE, _TOO_SMALL, _UNCROPPABLE), 0)
         for path in self.paths:
+            kind = _UNREADABLE
             try:
-                self._check_size(path, *read_size(path))
+                size = read_size(path)
+                kind = _TOO_SMALL
+                self._check_size(path, *size)
             except DataError as err:
                 if self.on_bad_image == "raise":
                     raise
                 warnings.warn(f"skipping bad image {err}", stacklevel=3)
+                counts[kind] += 1
                 continue
             kept.append(path)
         if not kept:
-            raise DataError(f"{self.source.describe()}: no usable images (all {len(self.paths)} are bad)")
+            raise self._none_usable(counts)
         self.paths = kept
+
+    def _none_usable(self, counts: Mapping[int, int]) -> DataError:
+        """The error for a split none of whose files can be used, counting each reason apart."""
+        size = self.image_size
+        reasons = []
+        if counts.get(_TOO_SMALL):
+            reasons.append(
+                f"{counts[_TOO_SMALL]} smaller than the {size}x{size} crop of data.image_size={size} (use larger "
+                "images, a smaller data.image_size, or data.allow_upscale=true to upsample them)"
+            )
+        if counts.get(_UNREADABLE):
+            reasons.append(
+                f"{counts[_UNREADABLE]} failed to decode (damaged files or not images: replace or remove them; "
+                "the warnings above name them)"
+            )
+        if counts.get(_UNCROPPABLE):
+            reasons.append(f"{counts[_UNCROPPABLE]} cannot be cropped with crop={self.crop} (use crop=random)")
+        total = sum(counts.values())
+        return DataError(f"{self.source.describe()}: none of the {total} images is usable: {'; '.join(reasons)}")
 
     def _check_size(self, path: Path, width: int, height: int) -> None:
         if min(width, height) < self.image_size and not self.allow_upscale:
@@ -245,6 +274,9 @@ class ImageDataset(Dataset):
         path = self.paths[file_index]
         img = load_rgb(path)
         self._check_size(path, *img.size)
+        return self._crop_resize(path, img, rng)
+
+    def _crop_resize(self, path: Path, img: Image.Image, rng: np.random.Generator) -> torch.Tensor:
         try:
             box = self.crop_box(img.width, img.height, rng)
         except DataError as err:
@@ -256,9 +288,9 @@ class ImageDataset(Dataset):
             img = img.transpose(Image.FLIP_LEFT_RIGHT)
         return from_rgb_array(np.asarray(img))
 
-    def _mark_bad(self, file_index: int, err: DataError) -> None:
+    def _mark_bad(self, file_index: int, err: DataError, kind: int) -> None:
         first = not bool(self._bad[file_index])
-        self._bad[file_index] = 1
+        self._bad[file_index] = kind
         if first:
             warnings.warn(
                 f"skipping bad image (on_bad_image=skip; {self.skipped_count} skipped so far): {err}", stacklevel=3
@@ -271,18 +303,24 @@ class ImageDataset(Dataset):
         file_index = index % len(self.paths)
         for _ in range(len(self.paths)):
             if not bool(self._bad[file_index]):
+                path, kind = self.paths[file_index], _UNREADABLE
                 try:
-                    image = self.load_image(file_index, rng)
+                    img = load_rgb(path)
+                    kind = _TOO_SMALL
+                    self._check_size(path, *img.size)
+                    kind = _UNCROPPABLE
+                    image = self._crop_resize(path, img, rng)
                     break
                 except DataError as err:
                     if self.on_bad_image == "raise":
                         raise
-                    self._mark_bad(file_index, err)
+                    self._mark_bad(file_index, err, kind)
             if not self.train:
                 return None  # evaluation: drop it (collate_samples), never count an image twice
             file_index = (file_index + 1) % len(self.paths)
         else:
-            raise DataError(f"{self.source.describe()}: every image failed to decode ({len(self.paths)} files)")
+            counts = torch.bincount(self._bad.long(), minlength=_UNCROPPABLE + 1).tolist()
+            raise self._none_usable({kind: counts[kind] for kind in (_UNREADABLE, _TOO_SMALL, _UNCROPPABLE)})
         mask, bbox = self.mask(self.image_size, self.image_size, rng)
         return {
             "image": image,

@@ -31,6 +31,7 @@ __all__ = [
     "check_manifest_out_data",
     "is_box_mask",
     "is_table1_setting",
+    "manifest_folders",
     "manifest_loader",
     "manifest_settings",
     "relative_image",
@@ -123,10 +124,28 @@ def relative_image(path: str, root: Path | None) -> str:
     return str(absolute)
 
 
-def manifest_loader(cfg: DictConfig, datamodule: Any, console: Any) -> tuple[Manifest, DataLoader]:
-    """The manifest (masks made and verified) and a DataLoader over its pairs."""
+def manifest_folders(manifest: Manifest, data_root: str | Path | None) -> list[tuple[str, Path]]:
+    """The folders an evaluation through ``manifest`` reads from, as ``(what, folder)``: those of its images
+    (relative paths are relative to ``data_root``) and of its masks."""
+    root = Path(str(data_root)).expanduser() if data_root else None
+    found: dict[Path, str] = {}
+    for row in manifest.rows:
+        image = Path(row.image).expanduser()
+        if not image.is_absolute() and root is not None:
+            image = root / image
+        found.setdefault(image.parent, "the folder of the manifest's images")
+        found.setdefault(manifest.mask_path(row).parent, "the folder of the manifest's masks")
+    return [(what, folder) for folder, what in found.items()]
+
+
+def manifest_loader(
+    cfg: DictConfig, datamodule: Any, console: Any, manifest: Manifest | None = None
+) -> tuple[Manifest, DataLoader]:
+    """The manifest (``cfg.manifest``, unless already read; masks made and verified) and a DataLoader over its
+    pairs."""
     root, allow_upscale, source = manifest_settings(datamodule)
-    manifest = read_manifest(str(cfg.manifest), cfg.get("manifest_masks"))
+    if manifest is None:
+        manifest = read_manifest(str(cfg.manifest), cfg.get("manifest_masks"))
     with console.status(f"checking the masks of {manifest.name} ({len(manifest.rows)} rows)"):
         materialise(manifest)
     size = mask_size(manifest)

@@ -25,6 +25,7 @@ from dmfn_lightning.core.errors import DataError
 from dmfn_lightning.evaluation.buckets import by_hole_ratio
 from dmfn_lightning.evaluation.manifests.files import Manifest
 from dmfn_lightning.evaluation.manifests.protocols import is_table1_manifest
+from dmfn_lightning.evaluation.outputs import check_plain_name
 from dmfn_lightning.evaluation.reports import CSV_COLUMNS, ROW_METRICS, render_table1, write_csv
 from dmfn_lightning.metrics import FeatureExtractorUnavailableError, MetricOptions
 from dmfn_lightning.metrics.pixel import quantize
@@ -33,7 +34,12 @@ __all__ = ["EvaluationRun", "row_ids", "save_images"]
 
 
 def save_images(out_dir: Path, output: torch.Tensor, names: Sequence[str]) -> None:
-    """The composited outputs ``[B, 3, H, W]`` in [-1, 1] as ``<name>.png``, quantized as the metrics see them."""
+    """The composited outputs ``[B, 3, H, W]`` in [-1, 1] as ``<name>.png``, quantized as the metrics see them.
+
+    Every name must be a plain file name (:class:`~dmfn_lightning.core.errors.OutputPathError` before anything is
+    written): nothing is written outside ``out_dir``."""
+    for name in names:
+        check_plain_name(name, out_dir, "image name")
     pixels = quantize(output).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
     for array, name in zip(pixels, names):
         Image.fromarray(array, "RGB").save(out_dir / f"{name}.png")

@@ -15,17 +15,21 @@ web app offer three:
   the working size caps both the memory and the hole size, in model pixels, that the network is asked to fill.
 
 Whatever the strategy, only hole pixels are written: the known pixels of the result are the input's bytes.
-This module holds the window geometry (numpy and scipy only); running the generator on the windows is
-:func:`dmfn_lightning.inpainting.api.inpaint_tensor`'s job.
+This module holds the window geometry and reads the training size a generator's file records; running the
+generator on the windows is :func:`dmfn_lightning.inpainting.api.inpaint_tensor`'s job.
 """
 
 from __future__ import annotations
 
+import warnings
+import weakref
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import numpy as np
 
 from dmfn_lightning.core.errors import InpaintError
+from dmfn_lightning.models.generator_files import recorded_image_size
 
 __all__ = [
     "DEFAULT_CROP_MARGIN",
@@ -85,16 +89,33 @@ def check_crop_margin(crop_margin: Any, name: str = "crop_margin") -> int:
     return int(crop_margin)
 
 
-def training_size(generator: Any) -> int:
+_UNRECORDED_SAID: weakref.WeakSet = weakref.WeakSet()
+
+
+def training_size(generator: Any, warn: Callable[[str], object] | None = None) -> int:
     """The side of the square crops ``generator`` was trained on, as recorded in its file's metadata
-    (``image_size``, e.g. ``generator.pt`` of a training run), else :data:`DEFAULT_TRAINING_SIZE` (256)."""
-    metadata = getattr(generator, "metadata", None)
-    if isinstance(metadata, dict):
-        for key in ("image_size", "training_size"):
-            value = metadata.get(key)
-            # bool is an int subclass; a recorded True must not become a 1-pixel window.
-            if isinstance(value, int) and not isinstance(value, bool) and value >= 8:
-                return value
+    (:func:`~dmfn_lightning.models.generator_files.recorded_image_size`: ``image_size`` of a ``generator.pt`` or
+    of a Lightning checkpoint's run config), else :data:`DEFAULT_TRAINING_SIZE` (256).
+
+    The fallback is said once per generator: ``warn`` receives the one-line message (default
+    :func:`warnings.warn`), so a caller that says it first (the command line) is not repeated by the library.
+    """
+    size = recorded_image_size(generator)
+    if size is not None:
+        return size
+    try:
+        said = generator in _UNRECORDED_SAID
+        if not said:
+            _UNRECORDED_SAID.add(generator)
+    except TypeError:  # not weakly referenceable (a plain object): said every time rather than never
+        said = False
+    if not said:
+        message = (
+            f"the generator's file does not record the image size it was trained at (a file written before it "
+            f"was recorded, or the authors' release): assuming the paper's {DEFAULT_TRAINING_SIZE} px for the "
+            "resize strategy's working size and the crop windows; give --working-size (working_size=) to choose"
+        )
+        (warn or (lambda text: warnings.warn(text, stacklevel=3)))(message)
     return DEFAULT_TRAINING_SIZE
 
 

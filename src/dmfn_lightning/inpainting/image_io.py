@@ -49,6 +49,15 @@ def _describe(source: Any) -> str:
     return f"<{type(source).__name__} {shape}>"
 
 
+def _not_a_file(path: Path, what: str) -> str:
+    """Why ``path``, which is not a regular file, cannot be read as an image or mask."""
+    if path.is_dir():
+        return f"{what} {str(path)!r} does not exist (it is a folder)"
+    if path.exists():
+        return f"{what} {str(path)!r} is not a regular file (a pipe, a device or a socket); give an image file"
+    return f"{what} {str(path)!r} does not exist"
+
+
 def _image_array(source: np.ndarray | Tensor) -> np.ndarray:
     """uint8 ``[H, W]`` or ``[H, W, C]`` from an image array or tensor; :class:`InpaintError` when unusable."""
     is_tensor = isinstance(source, Tensor)
@@ -121,7 +130,7 @@ def load_image(source: ImageInput) -> Image.Image:
         )
     path = Path(source).expanduser()
     if not path.is_file():
-        raise InpaintError(f"image {str(path)!r} does not exist" + (" (it is a folder)" if path.is_dir() else ""))
+        raise InpaintError(_not_a_file(path, "image"))
     try:
         with Image.open(path) as img:
             img.load()
@@ -151,9 +160,7 @@ def load_mask(source: MaskInput, size: tuple[int, int], resize: bool = False) ->
         elif isinstance(source, str | os.PathLike):
             path = Path(source).expanduser()
             if not path.is_file():
-                raise InpaintError(
-                    f"mask {str(path)!r} does not exist" + (" (it is a folder)" if path.is_dir() else "")
-                )
+                raise InpaintError(_not_a_file(path, "mask"))
             try:
                 with Image.open(path) as img:
                     img.load()

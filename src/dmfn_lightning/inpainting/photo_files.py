@@ -1,5 +1,7 @@
 """Photos, masks and outputs on disk for the inpainting CLI: finding images, pairing each with its mask file by
-name, and choosing output paths that never overwrite an input (:data:`MASK_NAME_PATTERNS`)."""
+name (:data:`MASK_NAME_PATTERNS`), and choosing output paths that never overwrite an input, image or mask
+(:func:`check_inputs_kept`). An ``--image`` folder's own images are inpainted, not its subfolders'
+(:func:`skipped_subfolders` names them, so that the command line can say so)."""
 
 from __future__ import annotations
 
@@ -12,12 +14,14 @@ from dmfn_lightning.core.files import check_output_folder
 
 __all__ = [
     "MASK_NAME_PATTERNS",
+    "check_inputs_kept",
     "check_mask_sizes",
     "find_images",
     "mask_owner",
     "match_masks",
     "output_paths",
     "skipped_masks",
+    "skipped_subfolders",
     "split_masks",
 ]
 
@@ -57,12 +61,24 @@ def split_masks(files: Sequence[Path]) -> tuple[list[Path], list[Path]]:
     return images, masks
 
 
+def _check_file_or_folder(path: Path, option: str) -> None:
+    """:class:`InpaintError` unless ``path`` is a regular file or a folder (a pipe such as ``/dev/stdin``, a
+    device or a socket cannot be listed, nor read twice)."""
+    if not path.exists():
+        raise InpaintError(f"{option} {str(path)!r} does not exist")
+    if not (path.is_file() or path.is_dir()):
+        raise InpaintError(
+            f"{option} {str(path)!r} is not a regular file or folder (a pipe, a device or a socket); give an "
+            "image file or a folder of images"
+        )
+
+
 def find_images(path: Path) -> list[Path]:
-    """The image file, or the images directly inside the folder (sorted), without the mask files in it."""
+    """The image file, or the images directly inside the folder (sorted), without the mask files in it and
+    without its subfolders (:func:`skipped_subfolders`)."""
+    _check_file_or_folder(path, "--image")
     if path.is_file():
         return [path]
-    if not path.exists():
-        raise InpaintError(f"--image {str(path)!r} does not exist")
     images, _ = split_masks(_list_folder(path, IMAGE_FILE_EXTENSIONS))
     if not images:
         raise InpaintError(f"--image folder {str(path)!r} has no images ({', '.join(IMAGE_FILE_EXTENSIONS)})")
@@ -84,13 +100,12 @@ def match_masks(images: Sequence[Path], mask: Path) -> list[Path]:
     naming the files when images and masks share a folder and two of them differ only in their extension (which
     one would be the mask?). An image is never its own mask.
     """
+    _check_file_or_folder(mask, "--mask")
     if mask.is_file():
         for image in images:
             if _same_file(image, mask):
                 raise InpaintError(f"--mask {mask} is the input image itself; give the mask file")
         return [mask] * len(images)
-    if not mask.exists():
-        raise InpaintError(f"--mask {str(mask)!r} does not exist")
     files = _list_folder(mask, IMAGE_FILE_EXTENSIONS)
     shared = any(_same_file(image.parent, mask) for image in images)
     by_stem: dict[str, list[Path]] = {}
@@ -163,6 +178,40 @@ def output_paths(images: Sequence[Path], output: Path) -> list[Path]:
     return paths
 
 
+def _identity(path: Path) -> tuple[int, int] | None:
+    """(device, inode) of the file ``path`` names (links followed), or ``None`` when there is none."""
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    return info.st_dev, info.st_ino
+
+
+def check_inputs_kept(
+    outputs: Sequence[Path], images: Sequence[Path], masks: Sequence[Path | None] = (), option: str = "--output"
+) -> None:
+    """Refuse, before any work, outputs that would overwrite an input: an image or a mask file, be it by the same
+    path, through a symbolic link or as a hard link of it (the file itself is compared, not its name), e.g.
+    ``--mask m.png --output m.png`` or ``--mask masks/ --output masks/`` with masks named ``<stem>.png``.
+
+    Raises :class:`InpaintError` naming the first such output, how many there are and ``option``.
+    """
+    inputs: dict[tuple[int, int], tuple[str, Path]] = {}
+    for kind, paths in (("mask", masks), ("image", images)):
+        for path in paths:
+            if path is not None and (key := _identity(path)) is not None:
+                inputs.setdefault(key, (kind, path))
+    clashes = [(out, inputs[key]) for out in outputs if (key := _identity(out)) is not None and key in inputs]
+    if clashes:
+        out, (kind, source) = clashes[0]
+        more = f" (and {len(clashes) - 1} more output(s) that are inputs)" if len(clashes) > 1 else ""
+        what = "the input image" if kind == "image" else "the mask file"
+        raise InpaintError(
+            f"the output {out} would overwrite {what} {source}{more}; choose another {option} (inputs are never "
+            "overwritten)"
+        )
+
+
 def check_mask_sizes(
     images: Sequence[Path],
     sizes: Sequence[tuple[int, int]],
@@ -185,3 +234,11 @@ def check_mask_sizes(
 def skipped_masks(path: Path) -> list[Path]:
     """The files of folder ``path`` that are masks of its other files (never inputs); ``[]`` for a file."""
     return split_masks(_list_folder(path, IMAGE_FILE_EXTENSIONS))[1] if path.is_dir() else []
+
+
+def skipped_subfolders(path: Path) -> list[Path]:
+    """The subfolders of folder ``path`` (sorted, hidden ones left out), whose images are not inpainted: only the
+    images directly inside an ``--image`` folder are (:func:`find_images`); ``[]`` for a file."""
+    if not path.is_dir():
+        return []
+    return sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))

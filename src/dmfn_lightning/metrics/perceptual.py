@@ -23,7 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from dmfn_lightning.core.errors import WeightsUnavailableError
-from dmfn_lightning.core.weights import resolve_pretrained, warn_random
+from dmfn_lightning.core.weights import load_weights, resolve_pretrained, warn_random
 
 __all__ = ["LPIPS_NETS", "LPIPSMetric", "build_lpips", "lpips_package_version"]
 
@@ -100,7 +100,7 @@ class LPIPSMetric(nn.Module):
             warn_random(what)
             return "random"
         path = resolve_pretrained(what, _trunk_url(net), override, weights)
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = load_weights(path, what, override, _trunk_url(net))  # unsafe or damaged: one line, never unpickled
         # lpips splits torchvision's `features` into slice1..5 keeping the original layer indices as names.
         target = {}
         for key in model.net.state_dict():

@@ -3,8 +3,9 @@
 Every format takes the generator's 4-channel input (:meth:`DMFNGenerator.make_input`) and returns the raw
 prediction. One :class:`ExportFormat` per format holds its file name, its writer and its loader, so that
 :func:`dmfn_lightning.export.export` and :func:`dmfn_lightning.export.verify` never switch on the format's name.
-TorchScript and ONNX wrap the network in :class:`PadToMultipleOf4` so that they accept any height and width;
-ONNX also replaces instance normalisation by :class:`TwoStageInstanceNorm` (see there for why).
+TorchScript and ONNX wrap the network in :class:`PadToMultipleOf4` so that they accept any height and width, padded
+exactly as the library's inference path pads; ONNX also replaces instance normalisation by
+:class:`TwoStageInstanceNorm` (see there for why). :meth:`ExportFormat.takes` says which sizes a format runs.
 """
 
 from __future__ import annotations
@@ -21,9 +22,10 @@ import torch
 from torch import Tensor, nn
 
 from dmfn_lightning.core.errors import ExportError
+from dmfn_lightning.core.sizes import MIN_SIDE, MULTIPLE
 from dmfn_lightning.models.generator import DMFNGenerator
 from dmfn_lightning.models.generator_files import export_generator, load_generator
-from dmfn_lightning.models.inference import predict
+from dmfn_lightning.models.inference import crop_output, pad_input, predict
 
 __all__ = [
     "DEFAULT_FORMATS",
@@ -42,6 +44,7 @@ __all__ = [
     "get_format",
     "padded_reference",
     "quiet_export_warnings",
+    "scripted_wrapper",
     "with_two_stage_instance_norm",
 ]
 
@@ -115,12 +118,14 @@ def with_two_stage_instance_norm(generator: nn.Module) -> nn.Module:
 
 
 class PadToMultipleOf4(nn.Module):
-    """Runs ``generator`` on any H x W: reflect-pads the input at the bottom/right to multiples of 4 and crops the
-    prediction back to H x W, as :func:`dmfn_lightning.models.inference.pad_input` does (sides of at least 4).
+    """Runs ``generator`` on any H x W: pads the input exactly as the library's inference path does
+    (:func:`dmfn_lightning.models.inference.pad_input`, the same function: bottom/right to multiples of 4 and at
+    least 8, by reflection, or replication where a side is too short to reflect) and crops the prediction back to
+    H x W (:func:`~dmfn_lightning.models.inference.crop_output`).
 
     The pad amounts are computed from the input's shape inside the graph (scripted for TorchScript, symbolic for
     the ONNX exporters), so an exported model keeps its input's size instead of returning a 152-row prediction
-    for 150 rows.
+    for 150 rows, and gives the library's prediction at every size, 1x1 included.
     """
 
     def __init__(self, generator: nn.Module) -> None:
@@ -129,15 +134,12 @@ class PadToMultipleOf4(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         height, width = x.shape[-2], x.shape[-1]
-        pad_h = (4 - height % 4) % 4
-        pad_w = (4 - width % 4) % 4
-        padded = nn.functional.pad(x, (0, pad_w, 0, pad_h), mode="reflect")
-        return self.generator(padded)[:, :, :height, :width]
+        return crop_output(self.generator(pad_input(x)), height, width)
 
 
 def padded_reference(generator: nn.Module, x: Tensor) -> Tensor:
     """``generator``'s float32 prediction for ``x`` of any size from the library's inference engine: what an
-    exported file must reproduce (sides of 8 or more pad the same way as :class:`PadToMultipleOf4`)."""
+    exported file must reproduce (:class:`PadToMultipleOf4` pads with the same function)."""
     with torch.no_grad():
         return predict(generator, x)
 
@@ -146,15 +148,19 @@ def padded_reference(generator: nn.Module, x: Tensor) -> Tensor:
 # writers
 
 
-def export_torchscript(generator: nn.Module, path: str | Path) -> Path:
-    """Trace the generator to TorchScript, wrap it in the scripted :class:`PadToMultipleOf4` and save it (valid
-    for any batch size, height and width)."""
-    path = Path(path)
+def scripted_wrapper(generator: nn.Module) -> torch.jit.ScriptModule:
+    """The generator traced (``torch.jit.trace``), inside the scripted :class:`PadToMultipleOf4`: valid for any
+    batch size, height and width. Scripted, not traced: a trace would freeze the pad amounts of the example input
+    (zero) and the choice between reflection and replication."""
     with quiet_export_warnings(), torch.no_grad():
         traced = torch.jit.trace(generator.eval(), _tracing_input())
-        # Scripted, not traced: a trace would freeze the pad amounts of the example input (zero).
-        model = torch.jit.script(PadToMultipleOf4(traced))
-    model.save(str(path))
+        return torch.jit.script(PadToMultipleOf4(traced))
+
+
+def export_torchscript(generator: nn.Module, path: str | Path) -> Path:
+    """Save :func:`scripted_wrapper` of the generator as TorchScript (any batch size, height and width)."""
+    path = Path(path)
+    scripted_wrapper(generator).save(str(path))
     return path
 
 
@@ -174,11 +180,13 @@ def export_onnx(
     but drifts by ~1.2e-4 over the full network.
     """
     path = Path(path)
-    if not native_instance_norm:
-        generator = with_two_stage_instance_norm(generator)
-    generator = PadToMultipleOf4(generator).eval()
     if exporter not in _ONNX_EXPORTERS:
         raise ExportError(f"--onnx-exporter must be 'dynamo' or 'torchscript', got {exporter!r}")
+    if not native_instance_norm:
+        generator = with_two_stage_instance_norm(generator)
+    # torch.export keeps the padding's sizes symbolic; the legacy exporter traces, so it is handed the scripted
+    # padding (exported as ONNX control flow) around the traced generator, as the TorchScript file is.
+    generator = PadToMultipleOf4(generator).eval() if exporter == "dynamo" else scripted_wrapper(generator)
     try:  # optional dependencies (the [export] extra), so imported only when ONNX is asked for
         import onnx  # noqa: F401  (both exporters need it)
 
@@ -254,7 +262,9 @@ def _load_pt2(path: Path) -> Runner:
 
 
 def _load_generator_file(path: Path) -> Runner:
-    return _torch_runner(load_generator(path))
+    generator = load_generator(path)
+    # As the library runs generator.pt (inpaint, evaluate, the web app): through the inference path, which pads.
+    return _torch_runner(lambda x: predict(generator, x))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -296,6 +306,24 @@ class ExportFormat:
     load: Callable[[Path], Runner | None]  # None: the file cannot be run here (a missing optional package)
     any_size: bool  # pads inside the model (PadToMultipleOf4): accepts H and W that are not multiples of 4
     details: Callable[[Path, ExportOptions], dict[str, Any]] = _no_details  # extra report fields
+    # Run through the library's inference path (load_generator + run_generator), which pads: any size as well.
+    library_pads: bool = False
+
+    def takes(self, height: int, width: int) -> bool:
+        """Whether the written file runs an ``height x width`` input: any size of at least 1 pixel when the model
+        or the library pads it, else sides divisible by 4 and at least 8 (the eager generator's own check)."""
+        if height < 1 or width < 1:
+            return False
+        if self.any_size or self.library_pads:
+            return True
+        return height % MULTIPLE == 0 and width % MULTIPLE == 0 and min(height, width) >= MIN_SIDE
+
+    @property
+    def size_rule(self) -> str:
+        """:meth:`takes` in words, for messages and the report."""
+        if self.any_size or self.library_pads:
+            return "any height and width of at least 1"
+        return f"height and width divisible by {MULTIPLE} and at least {MIN_SIDE}"
 
 
 EXPORT_FORMATS: dict[str, ExportFormat] = {
@@ -331,6 +359,7 @@ EXPORT_FORMATS: dict[str, ExportFormat] = {
             ),
             load=_load_generator_file,
             any_size=False,
+            library_pads=True,
         ),
     )
 }

@@ -4,13 +4,20 @@ Every loader reads through :func:`~dmfn_lightning.models.torch_files.safe_load` 
 so a file from a stranger cannot run code, and turns the
 ways a file can be wrong (missing, truncated, another block variant, not a generator at all) into one
 :class:`CheckpointError` that names the file and the mismatching keys.
+
+A generator file records what its generator was trained on (:func:`training_metadata`: the training image size,
+mask and data), read back into the loaded generator's ``metadata`` from a generator.pt or a Lightning checkpoint's
+run config; :func:`recorded_image_size` reads the size (``None`` for older files, which load as before) and
+:func:`warn_if_other_size` warns once when a generator runs at another size than it was trained at.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+import warnings
+import weakref
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -80,13 +87,115 @@ def load_state_into(model: nn.Module, state: Mapping[str, Tensor], source: str) 
     model.load_state_dict(state, strict=True)
 
 
-def export_generator(generator: DMFNGenerator, path: str | os.PathLike, metadata: Mapping | None = None) -> Path:
-    """Write a small generator-only file (weights + constructor config) for inference, atomically."""
+# ----------------------------------------------------------------------------------------------------------------
+# what a generator was trained on
+
+
+def _class_name(target: Any) -> str | None:
+    return (str(target).rpartition(".")[2] or None) if target else None
+
+
+def training_metadata(run_config: Mapping[str, Any] | None) -> dict[str, Any]:
+    """What a run config (``DMFNModule.run_config``, a checkpoint's ``hyper_parameters.config``) says about the
+    images a generator was trained on, for its file's metadata (:data:`TRAINING_KEYS`): ``image_size`` (the side
+    of its square training crops, ``data.image_size``), ``mask`` (the training mask generator's class, e.g.
+    ``RandomBoxMask``) and ``data`` (the data folder's name, e.g. ``paris``, else the data module's class). Keys
+    the config does not give are left out; ``{}`` for no config."""
+    if not isinstance(run_config, Mapping):
+        return {}
+    out: dict[str, Any] = {}
+    data = run_config.get("data")
+    if isinstance(data, Mapping):
+        size = data.get("image_size")
+        if isinstance(size, int) and not isinstance(size, bool) and size > 0:
+            out["image_size"] = size
+        root = data.get("root")
+        name = Path(root).name if isinstance(root, str) and root else _class_name(data.get("_target_"))
+        if name:
+            out["data"] = name
+    mask = run_config.get("mask")
+    if isinstance(mask, Mapping) and (name := _class_name(mask.get("_target_"))):
+        out["mask"] = name
+    return out
+
+
+TRAINING_KEYS = ("image_size", "mask", "data")
+
+
+def recorded_image_size(generator: Any) -> int | None:
+    """The training image size recorded in ``generator``'s file (its ``metadata``, set by :func:`load_generator`
+    from a generator.pt or a Lightning checkpoint), or ``None`` when the file does not say (files written before it
+    was recorded, the authors' release, a bare module)."""
+    metadata = getattr(generator, "metadata", None)
+    if isinstance(metadata, Mapping):
+        for key in ("image_size", "training_size"):
+            value = metadata.get(key)
+            # bool is an int subclass; a recorded True must not become a 1-pixel size.
+            if isinstance(value, int) and not isinstance(value, bool) and value >= 8:
+                return value
+    return None
+
+
+_SIZE_WARNINGS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def warn_if_other_size(
+    generator: Any, height: int | None, width: int | None = None, warn: Callable[[str], object] | None = None
+) -> str | None:
+    """Warn, once per generator and size, when ``generator`` is about to run on ``height x width`` images (square
+    when ``width`` is left out) but its file records that it was trained at another size
+    (:func:`recorded_image_size`): its results there are not the ones it was trained to give. ``warn`` receives
+    the one-line message (default :func:`warnings.warn`); returns the message, or ``None`` when there is nothing to
+    say (the sizes agree, or either is unknown)."""
+    trained = recorded_image_size(generator)
+    if trained is None or height is None:
+        return None
+    width = height if width is None else width
+    if (int(height), int(width)) == (trained, trained):
+        return None
+    message = (
+        f"the generator was trained on {trained}x{trained} images but runs on {int(width)}x{int(height)} ones here; "
+        f"its results may be worse than at {trained} px"
+    )
+    try:
+        said = _SIZE_WARNINGS.setdefault(generator, set())
+    except TypeError:  # not weakly referenceable: say it every time rather than never
+        said = set()
+    if (height, width) not in said:
+        said.add((height, width))
+        (warn or (lambda text: warnings.warn(text, stacklevel=3)))(message)
+    return message
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# generator files
+
+
+def export_generator(
+    generator: DMFNGenerator | nn.Module,
+    path: str | os.PathLike,
+    metadata: Mapping | None = None,
+    run_config: Mapping[str, Any] | None = None,
+) -> Path:
+    """Write a small generator-only file (weights + constructor config) for inference, atomically.
+
+    ``generator`` is a generator, or a training module (anything with ``eval_generator`` and ``run_config``, as
+    :class:`~dmfn_lightning.module.DMFNModule`), whose evaluation generator (the EMA copy when enabled) is written.
+    The metadata records what the generator was trained on (:func:`training_metadata`: image size, mask, data) from
+    ``run_config`` (default: the module's), else what the generator's own file recorded (a loaded generator
+    written again keeps it); ``metadata`` is added on top.
+    """
+    if run_config is None:
+        run_config = getattr(generator, "run_config", None)
+    if not isinstance(generator, DMFNGenerator) and hasattr(generator, "eval_generator"):
+        generator = generator.eval_generator
+    own = getattr(generator, "metadata", None)
+    recorded = {k: own[k] for k in TRAINING_KEYS if k in own} if isinstance(own, Mapping) else {}
     payload = {
         "format": EXPORT_FORMAT,
         "version": EXPORT_VERSION,
         "config": dict(generator.config),
-        "metadata": dict(metadata or {}),
+        "metadata": {**recorded, **training_metadata(run_config), **dict(metadata or {})},
         "state_dict": {k: v.detach().cpu() for k, v in generator.state_dict().items()},
     }
     atomic_torch_save(payload, path)
@@ -113,13 +222,23 @@ def generator_state_from_lightning(ckpt: Mapping[str, Any], prefer_ema: bool = T
     return config, sub
 
 
+def _run_config_of_checkpoint(ckpt: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """A Lightning checkpoint's run config: ``hyper_parameters.config``, else (older files) ``dmfn.config``."""
+    for outer in ("hyper_parameters", "dmfn"):
+        node = ckpt.get(outer)
+        if isinstance(node, Mapping) and isinstance(node.get("config"), Mapping):
+            return node["config"]
+    return None
+
+
 def load_generator(
     path: str | os.PathLike, map_location: str | torch.device = "cpu", prefer_ema: bool = True
 ) -> DMFNGenerator:
     """Load a generator from any of: an exported file, a Lightning checkpoint, or the authors' released weights.
 
     The result is in eval mode on ``map_location``. Its ``metadata`` attribute holds the file's provenance: an
-    exported generator's metadata, a Lightning checkpoint's ``global_step``, or ``{}``.
+    exported generator's metadata, a Lightning checkpoint's ``global_step`` and what its run config says the
+    generator was trained on (:func:`training_metadata`), or ``{}``.
     """
     source = str(path)
     obj = safe_load(path, map_location="cpu")
@@ -133,6 +252,7 @@ def load_generator(
         config, state = generator_state_from_lightning(obj, prefer_ema)
         if isinstance(obj.get("global_step"), int):
             metadata = {"global_step": obj["global_step"]}
+        metadata.update(training_metadata(_run_config_of_checkpoint(obj)))
     else:
         raw = obj
         for container in ("state_dict", "params", "netG", "model"):

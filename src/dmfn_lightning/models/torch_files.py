@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import pickle
 import re
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +13,7 @@ import torch
 
 from dmfn_lightning.core.errors import CheckpointError
 from dmfn_lightning.core.files import atomic_write
+from dmfn_lightning.core.weights import TORCH_LOAD_ERRORS, weights_only_refusal
 
 __all__ = ["atomic_torch_save", "safe_load"]
 
@@ -27,42 +27,15 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
 # Names of pickled classes that make a file a whole pickled model rather than weights (the modules of torch.nn,
 # Lightning and this package, or a script's own classes).
 _MODEL_GLOBAL = re.compile(r"^(torch\.nn\.modules\.|dmfn_lightning\.|pytorch_lightning\.|lightning\.|__main__\.)")
-_GLOBAL_NAME = re.compile(r"GLOBAL\s+([\w.]+)", re.IGNORECASE)
-
-
-def _unpickler_reason(text: str) -> str:
-    """The line of a weights-only refusal that says what was refused (torch wraps it in a long notice)."""
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    for ln in lines:
-        if "unsupported global" in ln.lower():
-            return ln.removeprefix("WeightsUnpickler error:").strip()
-    for i, ln in enumerate(lines):
-        if "WeightsUnpickler error" in ln:
-            rest = ln.split("WeightsUnpickler error:", 1)[-1].strip()
-            return rest or (lines[i + 1] if i + 1 < len(lines) else "")
-    return lines[0] if lines else ""
-
-
-def _looks_like_torch_file(path: Path) -> bool:
-    # torch.save writes a zip archive (b"PK"), or a pickle (protocol opcode 0x80) with the legacy format.
-    try:
-        with path.open("rb") as f:
-            head = f.read(2)
-    except OSError:
-        return False
-    return head.startswith((b"PK", b"\x80"))
 
 
 def _unsafe_pickle_error(path: Path, exc: pickle.UnpicklingError) -> CheckpointError:
     """The message for a file that ``torch.load(weights_only=True)`` refused (torch >= 2.6 wordings)."""
-    text = str(exc)
-    reason = _unpickler_reason(text)
-    refused = "unsupported global" in text.lower() or "WeightsUnpickler" in text or "Weights only load" in text
-    if not refused or ("Unsupported operand" in reason and not _looks_like_torch_file(path)):
+    refusal = weights_only_refusal(path, exc)
+    if refusal is None:
         # Not a pickle at all (an image, a text file, garbage): the weights-only unpickler trips on byte one.
         return CheckpointError(f"{path} is not a PyTorch checkpoint (truncated or corrupted, or another kind of file)")
-    name_match = _GLOBAL_NAME.search(reason)
-    name = name_match[1] if name_match else ""
+    name, reason = refusal
     if name and _MODEL_GLOBAL.match(name):
         return CheckpointError(
             f"{path} is a whole pickled model ({name}), not weights: loading it would unpickle Python objects, "
@@ -109,8 +82,7 @@ def safe_load(path: str | os.PathLike, map_location: str | torch.device = "cpu")
                 "it with torch.jit.load; here, pass the generator.pt written beside it or a .ckpt"
             ) from exc
         raise _unreadable(path, exc) from exc
-    except (EOFError, zipfile.BadZipFile, OSError, ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
-        # A text file or random bytes can fail anywhere inside the legacy unpickler (KeyError for a text file).
+    except TORCH_LOAD_ERRORS as exc:
         raise _unreadable(path, exc) from exc
 
 

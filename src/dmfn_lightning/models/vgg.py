@@ -6,7 +6,7 @@ import torch
 from torch import Tensor, nn
 
 from dmfn_lightning.core.errors import WeightsUnavailableError
-from dmfn_lightning.core.weights import resolve_pretrained, warn_random
+from dmfn_lightning.core.weights import load_weights, resolve_pretrained, warn_random
 
 # Indices in torchvision's vgg19().features right after relu1_1, relu2_1, relu3_1, relu4_1 and relu5_1.
 _SLICE_ENDS = (2, 7, 12, 21, 30)
@@ -64,13 +64,15 @@ class VGG19Features(nn.Module):
         try:
             from torchvision.models import VGG19_Weights
 
-            path = resolve_pretrained("VGG19", VGG19_Weights.IMAGENET1K_V1.url, "model.vgg.weights", weights)
+            url = VGG19_Weights.IMAGENET1K_V1.url
+            path = resolve_pretrained("VGG19", url, "model.vgg.weights", weights)
         except WeightsUnavailableError:
             if not fallback_to_random:
                 raise
             warn_random("VGG19Features (ImageNet file missing, fallback_to_random=true)")
             return "random"
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        # a damaged file or one holding pickled objects stops with one line (CheckpointError), never falls back
+        state = load_weights(path, "VGG19", "model.vgg.weights", url)
         prefix = "features."
         state = {k.removeprefix(prefix): v for k, v in state.items() if k.startswith(prefix) or k[0].isdigit()}
         state = {k: v for k, v in state.items() if int(k.split(".")[0]) < _SLICE_ENDS[-1]}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 from typing import Any
 
@@ -14,15 +15,33 @@ from pytorch_lightning.utilities import rank_zero_info
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 from torchvision.utils import make_grid, save_image
 
-from dmfn_lightning.core.errors import DivergenceError
+from dmfn_lightning.core.errors import DivergenceError, OutputPathError
 from dmfn_lightning.models.torch_files import atomic_torch_save, safe_load
 from dmfn_lightning.training.iterations import iterations_of
+
+_NO_SPACE = {errno.ENOSPC, errno.EDQUOT}
+
+
+def no_space_left(exc: BaseException | None) -> OSError | None:
+    """The "no space left on device" (or "disk quota exceeded") error behind ``exc``, if any.
+
+    A full disk under ``torch.save`` surfaces as torch's ``RuntimeError: [enforce fail at inline_container.cc] .
+    unexpected pos ...``, raised while handling the ``OSError``; this follows that chain."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, OSError) and exc.errno in _NO_SPACE:
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
     """Writes each checkpoint to a temporary file and renames it: killing the process mid-save leaves the
     previous ``last.ckpt`` intact and loadable. Reads them with ``torch.load(weights_only=True)`` (Lightning's
-    default unpickles whatever the file holds, which can run code): a resume never executes a checkpoint."""
+    default unpickles whatever the file holds, which can run code): a resume never executes a checkpoint. A full
+    disk stops training with one line (:class:`~dmfn_lightning.core.errors.OutputPathError`), the previous file
+    intact."""
 
     def load_checkpoint(self, path: _PATH, map_location: Any | None = None, weights_only: bool | None = None) -> Any:
         # weights_only is ignored on purpose: no caller may switch unpickling on.
@@ -31,7 +50,16 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     def save_checkpoint(self, checkpoint: dict[str, Any], path: _PATH, storage_options: Any | None = None) -> None:
         if storage_options is not None:
             raise TypeError(f"AtomicCheckpointIO takes no storage_options, got {storage_options!r}")
-        atomic_torch_save(checkpoint, path)
+        existed = Path(path).is_file()
+        try:
+            atomic_torch_save(checkpoint, path)
+        except Exception as exc:
+            if no_space_left(exc) is None:
+                raise
+            kept = "the previous checkpoint is intact" if existed else "nothing was written"
+            raise OutputPathError(
+                f"no space left writing {path} ({kept}); free space or choose another hydra.run.dir"
+            ) from exc
 
 
 class LastCheckpoint(pl.Callback):

@@ -3,10 +3,12 @@
 :func:`build_app` lays out the ``gr.Blocks`` page (editor and mask options on the left, result, hole preview and
 PNG download on the right); :func:`make_callback` is the function wired to its button: it calls
 :func:`dmfn_lightning.webapp.request.inpaint_request` and turns user errors into ``gr.Error`` (a red message in the
-page) and notes into ``gr.Warning``. Gradio is an optional dependency (the ``app`` extra): it is imported only
-inside these functions, through :func:`import_gradio`, so the library imports without it. Nothing is fetched from
-the internet at run time: Gradio's analytics and version check are switched off and its default theme uses the
-fonts bundled with the package.
+page) and notes into ``gr.Warning``. The page's image editor hands its images over as files, undecoded
+(:func:`editor_files`), so that a file that is not an image or is too large is refused from its header, in the
+page's one-line error, before anything decodes it. Gradio is an optional dependency (the ``app`` extra): it is
+imported only inside these functions, through :func:`import_gradio`, so the library imports without it. Nothing is
+fetched from the internet at run time: Gradio's analytics and version check are switched off and its default theme
+uses the fonts bundled with the package.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import os
 import shutil
 import tempfile
 import time
+import types
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import ModuleType
@@ -48,6 +51,7 @@ __all__ = [
     "available_devices",
     "build_app",
     "check_mask_upload",
+    "editor_files",
     "import_gradio",
     "make_callback",
 ]
@@ -65,6 +69,60 @@ def import_gradio() -> ModuleType:
             "pip install 'dmfn_lightning[app]'"
         ) from err
     return gr
+
+
+def _editor_file(editor: Any, data: Any, name: str) -> str | None:
+    """The path of one part of the editor's value, not decoded: an upload's own file, or a browser blob written
+    as it came (into Gradio's cache, deleted with it)."""
+    if data is None:
+        return None
+    if isinstance(data, bytes | bytearray | memoryview):
+        cache = Path(getattr(editor, "GRADIO_CACHE", None) or tempfile.gettempdir())
+        cache.mkdir(parents=True, exist_ok=True)
+        path = Path(tempfile.mkdtemp(prefix="dmfn_editor_", dir=cache)) / name
+        path.write_bytes(bytes(data))
+        getattr(editor, "temp_files", set()).add(str(path))
+        return str(path)
+    path = getattr(data, "path", None)
+    if path is None and isinstance(data, dict):
+        path = data.get("path")
+    return str(path) if path else None
+
+
+def editor_files(editor: Any, payload: Any) -> dict[str, Any] | None:
+    """The image editor's value as the button receives it: ``{"background", "layers", "composite"}`` as file
+    paths, none of them decoded.
+
+    Gradio's own ``ImageEditor`` opens and converts every image before the button's function runs, so a file that
+    is not an image fails inside Gradio ("Could not preprocess input component", a server traceback) and a
+    12000x9000 photo is decoded (gigabytes) before anything can refuse it. Handed over as files, they reach
+    :func:`dmfn_lightning.webapp.request.inpaint_request`, which reads their headers first
+    (:func:`~dmfn_lightning.webapp.request.check_image_file`) and refuses them in one line. ``payload`` is Gradio's
+    ``EditorData`` (uploaded files, through the API) or refers by its ``id`` to the blobs the browser's canvas sent
+    (the editor's ``blob_storage``).
+    """
+    if payload is None:
+        return None
+    background, layers, composite = payload.background, list(payload.layers or []), payload.composite
+    storage = getattr(editor, "blob_storage", {})
+    if payload.id is not None and payload.id in storage:
+        cached = storage.pop(payload.id)
+        background, layers, composite = cached.background, list(cached.layers or []), cached.composite
+    files = [_editor_file(editor, layer, f"layer_{i}.png") for i, layer in enumerate(layers)]
+    return {
+        "background": _editor_file(editor, background, "background.png"),
+        "layers": [f for f in files if f is not None],
+        "composite": _editor_file(editor, composite, "composite.png"),
+    }
+
+
+def _hand_over_files(editor: Any) -> Any:
+    """``editor`` (a ``gr.ImageEditor``), its value from now on handed to the button undecoded
+    (:func:`editor_files`). Its own ``preprocess`` is replaced on the instance, not by a subclass: Gradio writes a
+    type stub (``.pyi``) beside the module of every component class defined, which a package must not do at run
+    time; the browser shows the usual ImageEditor either way."""
+    editor.preprocess = types.MethodType(editor_files, editor)
+    return editor
 
 
 def available_devices() -> list[str]:
@@ -212,7 +270,7 @@ def build_app(
             with gr.Column():
                 editor = gr.ImageEditor(
                     label="Image (paint the hole)",
-                    type="pil",
+                    type="filepath",
                     image_mode="RGBA",
                     sources=("upload", "clipboard"),
                     brush=gr.Brush(colors=[BRUSH_COLOR], default_color=BRUSH_COLOR, color_mode="fixed"),
@@ -220,6 +278,7 @@ def build_app(
                     transforms=("crop",),
                     elem_id="editor",
                 )
+                _hand_over_files(editor)
                 mask_file = gr.File(
                     label="Mask image (optional, white or coloured = hole; resized if its size differs)",
                     type="filepath",

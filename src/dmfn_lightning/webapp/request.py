@@ -6,7 +6,9 @@ one mask rule (:mod:`dmfn_lightning.core.holes`); the image is then filled by th
 (:func:`dmfn_lightning.inpainting.api.inpaint`: padding, the ``full`` / ``resize`` / ``crop`` strategies of
 :mod:`dmfn_lightning.inpainting.hd`, and the exact composite that returns the known pixels unchanged). Bad input raises
 :class:`~dmfn_lightning.core.errors.InpaintError` with a message meant for the user; :mod:`dmfn_lightning.webapp.page`
-shows it in the page. The strategy, working size and crop margin are checked by the API
+shows it in the page. Files (the page hands the editor's uploads over undecoded) are checked from their headers
+before anything decodes them (:func:`check_image_file`: not an image, or above the pixel limit), and a generated
+hole's seed is checked (:func:`check_seed`). The strategy, working size and crop margin are checked by the API
 (:func:`~dmfn_lightning.inpainting.api.resolve_settings`), under the page's names for them. Nothing here imports
 Gradio, so the tests drive it without a browser.
 
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +48,7 @@ __all__ = [
     "InpaintResult",
     "brush_hole",
     "check_image_file",
+    "check_seed",
     "inpaint_request",
     "strategy_summary",
 ]
@@ -87,16 +91,28 @@ class GeneratedMasks:
         return kind
 
     def hole(self, choice: str | None, width: int, height: int, seed: int) -> np.ndarray | None:
-        """The generated hole for ``choice`` on a ``width x height`` image, or ``None`` for :data:`NO_MASK`."""
+        """The generated hole for ``choice`` on a ``width x height`` image, or ``None`` for :data:`NO_MASK`; a seed
+        that is not a whole number >= 0 is an :class:`InpaintError` naming it."""
         kind = self.kind(choice)
         if kind is None:
             return None
+        check_seed(seed)
         try:
             return self.draw(kind, width, height, seed)
         except DMFNError as err:
             raise InpaintError(
                 f"The generated hole cannot be used: {err}. Pick another generated hole or paint one."
             ) from err
+
+
+def check_seed(seed: Any) -> int:
+    """The generated hole's seed as an int, or an :class:`InpaintError` naming it when it is not a whole number
+    >= 0 (a float that is one, as ``gr.Number`` hands over, passes)."""
+    if isinstance(seed, float) and seed.is_integer():
+        seed = int(seed)
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+        raise InpaintError(f"The seed must be a whole number >= 0, got {seed!r}.")
+    return int(seed)
 
 
 _HOLE_TINT = np.array([255, 0, 255], dtype=np.float32)  # the brush colour, also used for the mask preview
@@ -146,17 +162,22 @@ def brush_hole(layers: Sequence[Any], size: tuple[int, int]) -> np.ndarray:
     return hole
 
 
-def check_image_file(path: str | os.PathLike, what: str, max_pixels: int | None = None) -> None:
-    """Refuse, with a short message naming only the file, a path that is not an image or is too large.
+def check_image_file(path: str | os.PathLike, what: str, max_pixels: int | None = None) -> tuple[int, int]:
+    """Refuse, with a short message naming only the file, a path that is not an image or is too large; returns
+    its (width, height).
 
-    Reads the header only, so a huge file is refused before it is decoded.
+    Reads the header only (PIL opens lazily), so a huge file is refused before it is decoded: a 12000x9000 photo in
+    a 337 KB PNG costs a few bytes here, not the 4 GB its decoding would.
     """
     name = Path(path).name
     if not Path(path).is_file():
         raise InpaintError(f"The {what} {name!r} does not exist (anymore); upload it again.")
     try:
-        with Image.open(path) as img:
-            width, height = img.size
+        with warnings.catch_warnings():
+            # Past PIL's warning size the header is still only read; this app's own limit decides below.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                width, height = img.size
     except Image.DecompressionBombError as err:
         raise InpaintError(f"The {what} {name!r} is too large to decode safely: {err}") from err
     except (OSError, ValueError, SyntaxError) as err:
@@ -165,7 +186,13 @@ def check_image_file(path: str | os.PathLike, what: str, max_pixels: int | None 
             f"{type(err).__name__}."
         ) from err
     if max_pixels and width * height > max_pixels:
-        raise InpaintError(_too_large(width, height, max_pixels))
+        if what == "image":
+            raise InpaintError(_too_large(width, height, max_pixels))
+        raise InpaintError(
+            f"The {what} {name!r} is {width}x{height} ({width * height / 1e6:.1f} MP), larger than the image and "
+            f"this app's limit of {max_pixels / 1e6:.1f} MP; give one of the image's size."
+        )
+    return width, height
 
 
 def _too_large(width: int, height: int, max_pixels: int, what: str = "image") -> str:
@@ -178,10 +205,12 @@ def _too_large(width: int, height: int, max_pixels: int, what: str = "image") ->
     )
 
 
-def _mask_file_hole(mask_file: Any, size: tuple[int, int]) -> tuple[np.ndarray, str | None]:
+def _mask_file_hole(
+    mask_file: Any, size: tuple[int, int], max_pixels: int | None = None
+) -> tuple[np.ndarray, str | None]:
     """(hole, note): the uploaded mask at the image's size; another size is resized (nearest) with a note."""
     if isinstance(mask_file, str | os.PathLike):
-        check_image_file(mask_file, "mask file")
+        check_image_file(mask_file, "mask file", max_pixels)
     try:
         return load_mask(mask_file, size), None
     except InpaintError as first:
@@ -252,23 +281,29 @@ def inpaint_request(
     strategy, working, margin = resolve_settings(strategy or None, working, margin, FIELD_NAMES)
     # A working size bounds the processed size whatever the image; a crop window's size is known with the hole.
     limit = max_pixels if working is None else None
+    # Files (the page hands over the editor's uploads undecoded) are refused from their headers, before decoding.
     if isinstance(background, str | os.PathLike):
         check_image_file(background, "image", limit if strategy == "full" else None)
     image = load_image(background)
     width, height = image.size
     if limit and strategy == "full" and width * height > limit:
         raise InpaintError(_too_large(width, height, limit))
+    # A layer or mask file is resized to the image: one larger than both the image and the limit is refused.
+    layer_limit = max(max_pixels, width * height) if max_pixels else None
+    for layer in layers:
+        if isinstance(layer, str | os.PathLike):
+            check_image_file(layer, "brush layer", layer_limit)
 
     hole = brush_hole(layers, image.size)
     if mask_file is not None:
-        file_hole, note = _mask_file_hole(mask_file, image.size)
+        file_hole, note = _mask_file_hole(mask_file, image.size, layer_limit)
         hole |= file_hole
         if note:
             notes.append(note)
     if mask_kind and mask_kind != NO_MASK:
         if masks is None:
             raise InpaintError(f"No generated holes are offered here, so {mask_kind!r} cannot be added.")
-        hole |= masks.hole(mask_kind, width, height, int(seed or 0))
+        hole |= masks.hole(mask_kind, width, height, check_seed(seed or 0))
     if not hole.any():
         raise InpaintError(
             "The mask is empty: paint over the region to fill with the brush, upload a mask image "

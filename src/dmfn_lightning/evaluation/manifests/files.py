@@ -4,6 +4,11 @@ The columns are described in :mod:`dmfn_lightning.manifest`. A manifest names it
 ``pkg:<name>``, a shipped one) and the folder its mask paths are relative to (beside the CSV, or the cache folder
 for shipped manifests). Checksums cover the decoded pixels, not the PNG bytes, so a re-encoded file still matches
 while any edited pixel does not.
+
+Nothing a manifest says is taken on trust: :func:`read_manifest` checks every line (as many fields as the header, so
+a file cut off mid-line is named as such; numbers; 64-hex-digit checksums), that every id is a plain file name (the
+saved outputs are ``<id>.png`` inside the output folder) and that every mask path is relative and stays inside the
+mask folder, and stops at the first bad line with one :class:`ManifestError` naming the file, the line and the value.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import gzip
 import hashlib
 import io
 import os
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from importlib import resources
@@ -25,6 +31,7 @@ from dmfn_lightning.core.errors import ManifestError
 from dmfn_lightning.core.file_lists import PACKAGE_PREFIX
 from dmfn_lightning.core.files import atomic_write, atomic_write_bytes
 from dmfn_lightning.core.holes import hole_from_image
+from dmfn_lightning.evaluation.outputs import plain_name_problem, relative_path_problem
 
 __all__ = [
     "COLUMNS",
@@ -43,6 +50,7 @@ __all__ = [
 
 COLUMNS = ("id", "image", "mask", "hole_ratio", "bucket", "seed", "generator", "mask_sha256")
 _REQUIRED = ("id", "image", "mask", "mask_sha256")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass(frozen=True)
@@ -152,41 +160,85 @@ def _open_text(path: Path) -> io.TextIOBase:
 
 
 def _parse_row(raw: Mapping[str, str], where: str) -> ManifestRow:
+    """One CSV row as a :class:`ManifestRow`; :class:`ManifestError` naming ``where`` (file and line) and the value
+    for a bad number, an id that is not a plain file name, a mask path leaving the mask folder or a bad checksum."""
+    values = {key: (raw.get(key) or "").strip() for key in COLUMNS}
     try:
-        ratio = float(raw.get("hole_ratio") or "nan")
-        seed_text = (raw.get("seed") or "").strip()
-        seed = int(seed_text) if seed_text else None
-    except ValueError as err:
-        raise ManifestError(f"{where}: bad number ({err})") from err
+        ratio = float(values["hole_ratio"] or "nan")
+    except ValueError:
+        raise ManifestError(f"{where}: hole_ratio {values['hole_ratio']!r} is not a number") from None
+    try:
+        seed = int(values["seed"]) if values["seed"] else None
+    except ValueError:
+        raise ManifestError(f"{where}: seed {values['seed']!r} is not a whole number") from None
+    problem = plain_name_problem(values["id"])
+    if problem is not None:
+        raise ManifestError(
+            f"{where}: row id {values['id']!r} {problem}; outputs are saved as <id>.png inside the output folder, so "
+            "an id must be a plain file name"
+        )
+    if not values["image"]:
+        raise ManifestError(f"{where}: empty image (the image column names the image file of the row)")
+    problem = relative_path_problem(values["mask"])
+    if problem is not None:
+        raise ManifestError(
+            f"{where}: mask {values['mask']!r} {problem}; mask paths are relative to the manifest's mask folder "
+            "and stay inside it"
+        )
+    checksum = values["mask_sha256"].lower()
+    if not _SHA256.fullmatch(checksum):
+        raise ManifestError(
+            f"{where}: mask_sha256 {values['mask_sha256']!r} is not a sha256 (64 hex digits): the file is cut off or "
+            "malformed; restore it or write it again"
+        )
     return ManifestRow(
-        id=(raw.get("id") or "").strip(),
-        image=(raw.get("image") or "").strip(),
-        mask=(raw.get("mask") or "").strip(),
+        id=values["id"],
+        image=values["image"],
+        mask=values["mask"],
         hole_ratio=ratio,
-        bucket=(raw.get("bucket") or "").strip(),
+        bucket=values["bucket"],
         seed=seed,
-        generator=(raw.get("generator") or "").strip(),
-        mask_sha256=(raw.get("mask_sha256") or "").strip().lower(),
+        generator=values["generator"],
+        mask_sha256=checksum,
     )
+
+
+def _read_rows(f: io.TextIOBase, path: Path) -> list[ManifestRow]:
+    """The rows of an open manifest CSV; a line with another number of fields than the header (a file cut off
+    mid-line, a stray comma) is a :class:`ManifestError` naming the file and the line."""
+    reader = csv.reader(f)
+    header = [name.strip() for name in next(reader, None) or []]
+    missing = [c for c in _REQUIRED if c not in header]
+    if missing:
+        raise ManifestError(
+            f"{path}: not a manifest: missing column(s) {', '.join(missing)} (columns: {', '.join(COLUMNS)})"
+        )
+    rows = []
+    for fields in reader:
+        if not fields:  # a blank line
+            continue
+        where = f"{path} line {reader.line_num}"
+        if len(fields) != len(header):
+            raise ManifestError(
+                f"{where}: {len(fields)} fields where the header has {len(header)}: the file is cut off or malformed; "
+                "restore it or write it again"
+            )
+        rows.append(_parse_row(dict(zip(header, fields)), where))
+    return rows
 
 
 def read_manifest(source: str | os.PathLike, mask_root: str | os.PathLike | None = None) -> Manifest:
     """Read a manifest (a CSV/CSV.gz path or ``pkg:<name>``); ``mask_root`` overrides where its masks are.
 
     Masks of a shipped manifest live in :func:`cache_dir` ``/<name>``; those of a file beside it.
-    Raises :class:`ManifestError` for a missing file, missing columns, an empty manifest or duplicate ids.
+    Raises :class:`ManifestError` naming the file (and the line) for a missing file, missing columns, a line cut off
+    or malformed (another number of fields than the header, a bad number or checksum), an id that is not a plain file
+    name, a mask path leaving the mask folder, an empty manifest or duplicate ids.
     """
     path, shipped = _resolve_source(source)
     try:
         with _open_text(path) as f:
-            reader = csv.DictReader(f)
-            header = reader.fieldnames or []
-            missing = [c for c in _REQUIRED if c not in header]
-            if missing:
-                raise ManifestError(
-                    f"{path}: not a manifest: missing column(s) {', '.join(missing)} (columns: {', '.join(COLUMNS)})"
-                )
-            rows = [_parse_row(raw, f"{path} line {n + 2}") for n, raw in enumerate(reader)]
+            rows = _read_rows(f, path)
     except (OSError, UnicodeDecodeError, csv.Error, EOFError) as err:
         raise ManifestError(f"{path}: cannot read manifest ({type(err).__name__}: {err})") from err
     if not rows:

@@ -31,6 +31,7 @@ from dmfn_lightning.evaluation.manifests.files import (
     save_png,
     write_manifest,
 )
+from dmfn_lightning.evaluation.outputs import is_inside
 from dmfn_lightning.masks import generate_mask as draw_mask
 from dmfn_lightning.masks import mask_from_config, mask_kinds
 
@@ -84,8 +85,8 @@ def materialise(
     """Make the missing mask files of rows that name a generator, and verify every mask file's checksum.
 
     Returns the number of distinct mask files verified. Raises :class:`ManifestError` naming the file for a missing
-    mask without a generator, an edited mask, or a
-    generated mask that differs from the manifest (the generator changed).
+    mask without a generator, an edited mask, a generated mask that differs from the manifest (the generator
+    changed), or a missing mask whose path leaves the mask folder (nothing is made outside it).
     """
     generators = load_generators(manifest.mask_root / "generators.json") if generators is None else generators
     verified: set[str] = set()
@@ -99,6 +100,11 @@ def materialise(
                     raise ManifestError(
                         f"{path}: mask file of row {row.id!r} of {manifest.source} does not exist (it has no "
                         "generator to make it from); copy the manifest's mask folder along with it"
+                    )
+                if not is_inside(path, manifest.mask_root, resolve=False):
+                    raise ManifestError(
+                        f"mask {row.mask!r} of row {row.id!r} of {manifest.source} would be made outside the mask "
+                        f"folder {manifest.mask_root}; mask paths are relative to it and stay inside it"
                     )
                 if row.generator not in generators:
                     raise ManifestError(
