@@ -19,11 +19,11 @@ from torch import Tensor, nn
 
 from dmfn_lightning.core.config import config_targets, shipped_targets
 from dmfn_lightning.core.errors import CheckpointError, DivergenceError
+from dmfn_lightning.core.iterations import iterations_of
 from dmfn_lightning.metrics import InpaintingMetrics
 from dmfn_lightning.models import DMFNGenerator, GlobalLocalDiscriminator, VGG19Features, crop_local, safe_load
 from dmfn_lightning.models.ema import EMA
 from dmfn_lightning.models.inference import run_generator
-from dmfn_lightning.training.iterations import iterations_of
 
 # The frozen VGG19 (and the EMA copy) are in eval mode on purpose; Lightning's generic warning about it is noise.
 warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode", category=UserWarning)

@@ -3,7 +3,7 @@
 Thin by design: it validates the config, instantiates data module, model, loggers, callbacks and trainer from it,
 and calls ``fit``. Step counts in the config are iterations (one G and one D update each); Lightning's
 ``global_step`` counts optimizer steps, two per iteration: :class:`~dmfn_lightning.training.trainer.IterationTrainer`
-converts ``trainer.max_steps``, :mod:`dmfn_lightning.training.iterations` everything else.
+converts ``trainer.max_steps``, :mod:`dmfn_lightning.core.iterations` everything else.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import logging
 import os
 import signal
 import warnings
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ import hydra
 import pytorch_lightning as pl
 import torch
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ModelCheckpoint
@@ -37,11 +39,15 @@ from dmfn_lightning.core.errors import (
     OutputPathError,
     exit_on_user_error,
 )
+from dmfn_lightning.core.files import atomic_write_bytes
+from dmfn_lightning.core.iterations import iterations_of
+from dmfn_lightning.core.run_lock import RunLock, takes_run_lock
 from dmfn_lightning.models.generator_files import export_generator, init_from_release, state_mismatch
 from dmfn_lightning.models.torch_files import safe_load
 from dmfn_lightning.module import DMFNModule, run_config_of
 from dmfn_lightning.training.callbacks import AtomicCheckpointIO, no_space_left, panel_rows
-from dmfn_lightning.training.iterations import iterations_of
+from dmfn_lightning.training.slurm_requeue import SlurmRequeue
+from dmfn_lightning.training.sweep_report import SweepReport
 
 log = logging.getLogger(__name__)
 # ModelCheckpoint warns that manual optimization saves the post-step state: that is what resuming needs.
@@ -66,9 +72,9 @@ def resolve_ckpt_path(ckpt_path: str | None, run_dir: Path) -> str | None:
     return str(path)
 
 
-def check_resume_checkpoint(path: str, module) -> None:
+def check_resume_checkpoint(path: str, module) -> dict[str, Any]:
     """Refuse, with the reason, a checkpoint Lightning would choke on deep inside ``fit``: unreadable, unsafe,
-    not a training checkpoint, or trained with another model configuration."""
+    not a training checkpoint, or trained with another model configuration. Returns the checkpoint."""
     ckpt = safe_load(path)  # weights_only=True; missing/truncated/unsafe files become CheckpointError
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt or "optimizer_states" not in ckpt:
         raise CheckpointError(
@@ -81,6 +87,76 @@ def check_resume_checkpoint(path: str, module) -> None:
             f"{path} was trained with another model configuration than this run ({mismatch}); "
             "use the same model/block, model.generator.* and model.ema_decay, or ckpt_path=null to start fresh"
         )
+    return ckpt
+
+
+# Settings that may differ between a run and its resume without changing what is trained: how long it runs, where
+# it writes, how it logs and loads (data.num_workers: the data are a function of (seed, epoch, index), not of the
+# workers), and what happens after fit.
+_RESUME_FREE = (
+    "ckpt_path",
+    "trainer.max_steps",
+    "trainer.enable_progress_bar",
+    "trainer.log_every_n_steps",
+    "trainer.val_check_interval",
+    "trainer.limit_val_batches",
+    "checkpoint.every_n_steps",
+    "data.num_workers",
+    "data.pin_memory",
+    "data.persistent_workers",
+    "logger",
+    "paths",
+    "callbacks",
+    "init_from",
+    "export_generator",
+    "inpaint_val_images",
+    "task_name",
+    "run_name",
+)
+# Restored from the checkpoint over whatever the config says (the optimizers' param groups, the scheduler's
+# milestones): a change here would be silently ignored, so it is refused.
+_RESUME_RESTORED = ("optim",)
+
+
+def _flat(node: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(node, dict):
+        out: dict[str, Any] = {}
+        for key, value in node.items():
+            out.update(_flat(value, f"{prefix}{key}."))
+        return out
+    return {prefix[:-1]: node}
+
+
+def resume_changes(cfg: DictConfig, ckpt: dict[str, Any]) -> list[tuple[str, Any, Any]]:
+    """``(key, checkpoint's value, this run's value)`` for every setting that differs from the run config stored
+    in ``ckpt`` (none when the checkpoint has no config), leaving out the ones a resume may change freely."""
+    stored = ((ckpt.get("hyper_parameters") or {}).get("config")) or {}
+    if not stored:
+        return []
+    old, new = _flat(stored), _flat(run_config_of(cfg))
+    changed = []
+    for key in sorted(old.keys() | new.keys()):
+        if any(key == free or key.startswith(free + ".") for free in _RESUME_FREE):
+            continue
+        if old.get(key, "<unset>") != new.get(key, "<unset>"):
+            changed.append((key, old.get(key, "<unset>"), new.get(key, "<unset>")))
+    return changed
+
+
+def check_resume_changes(path: str, cfg: DictConfig, ckpt: dict[str, Any]) -> None:
+    """Say which settings a resume changes; refuse the ones the restored checkpoint would silently override."""
+    changes = resume_changes(cfg, ckpt)
+    restored = [c for c in changes if any(c[0].startswith(r + ".") for r in _RESUME_RESTORED)]
+    if restored:
+        shown = ", ".join(f"{key}={new!r} (the checkpoint has {old!r})" for key, old, new in restored)
+        raise ConfigError(
+            f"resuming from {path} with {shown}: the optimizers and the LR schedule are restored from the "
+            "checkpoint, so this would be ignored; put the value back, or start a new run (ckpt_path=null or "
+            "another hydra.run.dir) with init_from.generator/discriminator to keep the weights"
+        )
+    if changes:
+        shown = "; ".join(f"{key}: {old!r} -> {new!r}" for key, old, new in changes)
+        log.warning(f"Resuming from {path} with {len(changes)} changed setting(s), in effect from now on: {shown}")
 
 
 def build_callbacks(cfg: DictConfig) -> list[pl.Callback]:
@@ -241,8 +317,18 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if trainer.is_global_zero:
         print_summary(cfg, module, datamodule, run_dir)
     if ckpt_path:
-        check_resume_checkpoint(ckpt_path, module)
-        log.info(f"Resuming from {ckpt_path}")
+        ckpt = check_resume_checkpoint(ckpt_path, module)
+        check_resume_changes(ckpt_path, cfg, ckpt)
+        done = iterations_of(int(ckpt.get("global_step", 0)))
+        if cfg.trainer.max_steps > 0 and done >= cfg.trainer.max_steps:
+            # A rerun of a finished run: nothing to train, and its results must stay as they are.
+            log.info(
+                f"{run_dir} already finished: {ckpt_path} is at iteration {done} of trainer.max_steps="
+                f"{cfg.trainer.max_steps}; nothing to do (raise trainer.max_steps to train further)"
+            )
+            _finish_wandb(loggers)
+            return _finished_result(run_dir, done)
+        log.info(f"Resuming from {ckpt_path} at iteration {done}")
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
     except SIGTERMException:
@@ -259,13 +345,17 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     }
     if trainer.is_global_zero:
         # What experiments/collect.py tabulates: final metrics beside the settings that define the ablation.
+        # A resumed run keeps the results of the runs before it (history), so nothing it reported is lost.
+        previous = _read_results(run_dir)
+        history = [*previous.get("history", []), *([_entry(previous)] if previous.get("metrics") else [])]
         summary = {
             **result,
             "block": cfg.model.generator.block,
             "loss": OmegaConf.to_container(cfg.loss, resolve=True),
             "overrides": _job_overrides(),
+            "history": history,
         }
-        (run_dir / "results.json").write_text(json.dumps(summary, indent=1, default=str))
+        atomic_write_bytes(run_dir / "results.json", json.dumps(summary, indent=1, default=str).encode())
     if trainer.is_global_zero and cfg.export_generator:
         path = export_generator(
             module,  # its evaluation generator (EMA when enabled), with the training size and data it recorded
@@ -293,6 +383,32 @@ def inpaint_validation_images(module, datamodule, out_dir: Path) -> Path:
     return out_dir
 
 
+def _read_results(run_dir: Path) -> dict[str, Any]:
+    try:
+        results = json.loads((run_dir / "results.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return results if isinstance(results, dict) else {}
+
+
+def _entry(results: dict[str, Any]) -> dict[str, Any]:
+    return {"iteration": results.get("iteration"), "metrics": results.get("metrics", {})}
+
+
+def _finished_result(run_dir: Path, iteration: int) -> dict[str, Any]:
+    """What a finished run reported (its results.json, untouched), for a rerun that has nothing to do."""
+    previous = _read_results(run_dir)
+    result: dict[str, Any] = {
+        "run_dir": str(run_dir),
+        "iteration": iteration,
+        "metrics": previous.get("metrics", {}),
+        "finished_before": True,
+    }
+    if (run_dir / "generator.pt").is_file():
+        result["generator"] = str(run_dir / "generator.pt")
+    return result
+
+
 def _job_overrides() -> list[str]:
     if not HydraConfig.initialized():
         return []
@@ -307,20 +423,42 @@ def _finish_wandb(loggers) -> None:
         wandb.finish()
 
 
-@hydra.main(config_path=str(config_dir()), config_name="train", version_base="1.3")
-@exit_on_user_error
-def _main(cfg: DictConfig) -> float | None:
-    try:
-        result = train(cfg)
-    except Exception as exc:
-        # checkpoints say so themselves (AtomicCheckpointIO); this is for every other file of the run
-        full = None if isinstance(exc, DMFNError) else no_space_left(exc)
-        if full is None:
-            raise
-        where = full.filename or "the run folder"
-        raise OutputPathError(f"no space left writing {where}; free space or choose another hydra.run.dir") from exc
+def _in_sweep() -> bool:
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+def _sweep_reported() -> bool:
+    """Whether :class:`~dmfn_lightning.training.sweep_report.SweepReport` is among this sweep's Hydra callbacks."""
+    target = f"{SweepReport.__module__}.{SweepReport.__qualname__}"
+    callbacks = HydraConfig.get().callbacks or {}
+    return any(spec is not None and spec.get("_target_") == target for spec in callbacks.values())
+
+
+def _train_job(cfg: DictConfig) -> float | None:
+    """One training job: its run folder locked against a second training (under DDP by the launching process
+    only), SLURM's requeue signal turned into a fresh last.ckpt and a requeue, a full disk named."""
+    run_dir = Path(HydraConfig.get().runtime.output_dir) if HydraConfig.initialized() else Path.cwd()  # as train()
+    key = "hydra.sweep.dir" if _in_sweep() else "hydra.run.dir"
+    with RunLock(run_dir, key) if takes_run_lock() else nullcontext(), SlurmRequeue():
+        try:
+            result = train(cfg)
+        except Exception as exc:
+            # checkpoints say so themselves (AtomicCheckpointIO); this is for every other file of the run
+            full = None if isinstance(exc, DMFNError) else no_space_left(exc)
+            if full is None:
+                raise
+            where = full.filename or "the run folder"
+            raise OutputPathError(f"no space left writing {where}; free space or choose another {key}") from exc
     metric = cfg.checkpoint.monitor
     return result["metrics"].get(metric) if metric else None
+
+
+@hydra.main(config_path=str(config_dir()), config_name="train", version_base="1.3")
+def _main(cfg: DictConfig) -> float | None:
+    if _in_sweep() and _sweep_reported():
+        # A failed job reaches Hydra, SweepReport reports it in one line and the sweep goes on to the next job.
+        return _train_job(cfg)
+    return exit_on_user_error(_train_job)(cfg)
 
 
 def main() -> None:

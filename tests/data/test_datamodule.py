@@ -106,7 +106,6 @@ def test_skip_counter_is_shared_with_dataloader_workers(tmp_path):
 
 
 def test_distributed_ranks_get_disjoint_samples_and_different_streams(tmp_path):
-    from pytorch_lightning.utilities.data import _update_dataloader
 
     save_image(tmp_path / "img.png", size=(48, 32))
     (tmp_path / "list.txt").write_text("img.png\n" * 16)
@@ -120,11 +119,11 @@ def test_distributed_ranks_get_disjoint_samples_and_different_streams(tmp_path):
             num_workers=0,
             seed=3,
         )
-        dm.trainer = SimpleNamespace(global_rank=rank)  # what Lightning provides under DDP
+        dm.trainer = SimpleNamespace(global_rank=rank, world_size=2)  # what Lightning provides under DDP
         dm.setup("fit")
         loader = dm.train_dataloader()
-        # Lightning swaps in a DistributedSampler by re-instantiating the DataLoader; our settings survive
-        loader = _update_dataloader(loader, DistributedSampler(loader.dataset, num_replicas=2, rank=rank, seed=3))
+        # The training sampler shards by rank itself; being a DistributedSampler, Lightning leaves it in place
+        assert isinstance(loader.sampler, DistributedSampler)
         assert loader.collate_fn is collate_samples and loader.batch_size == 4
         batches = list(loader)
         results[rank] = (

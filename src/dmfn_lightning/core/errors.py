@@ -70,6 +70,10 @@ class OutputPathError(DMFNError, ValueError):
     """An output location is occupied or not writable; checked before any work starts."""
 
 
+class RunFolderBusyError(OutputPathError):
+    """Another live training holds the run folder's lock (``core.run_lock``); the message names its pid and host."""
+
+
 def user_error_cause(exc: BaseException) -> BaseException | None:
     """The user error behind ``exc``: itself, or the cause Hydra's ``instantiate`` wrapped it in."""
     seen = 0

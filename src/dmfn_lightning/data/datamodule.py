@@ -12,8 +12,10 @@ import torch
 from torch.utils.data import DataLoader
 
 from dmfn_lightning.core.errors import DataError
+from dmfn_lightning.core.iterations import iterations_of
 from dmfn_lightning.data.datasets import CROPS, ImageDataset, collate_samples
 from dmfn_lightning.data.files import ImageSource, shared_files
+from dmfn_lightning.data.sampling import EpochSampler, ResumableDataLoader
 from dmfn_lightning.masks import CenterMask, IrregularFileMask, MaskGenerator, MixedMask, RandomBoxMask
 
 __all__ = ["DMFNDataModule"]
@@ -173,7 +175,6 @@ class DMFNDataModule(pl.LightningDataModule):
                 length=source.length,
                 check_headers=check,
                 seed=self.seed,
-                rank=self._rank(),
             )
         except DataError as err:
             raise DataError(f"data.{split}: {err}") from err
@@ -235,21 +236,37 @@ class DMFNDataModule(pl.LightningDataModule):
 
     def _loader(self, dataset: ImageDataset, batch_size: int, train: bool) -> DataLoader:
         workers = self.num_workers
-        return DataLoader(
-            dataset,
-            batch_size=batch_size,
-            shuffle=train,
-            drop_last=train and self.drop_last and len(dataset) >= batch_size,
-            num_workers=workers,
-            pin_memory=self.pin_memory,
-            persistent_workers=self.persistent_workers and workers > 0,
-            collate_fn=collate_samples,
-        )
+        settings: dict[str, Any] = {
+            "batch_size": batch_size,
+            "drop_last": train and self.drop_last and len(dataset) >= batch_size,
+            "num_workers": workers,
+            "pin_memory": self.pin_memory,
+            "persistent_workers": self.persistent_workers and workers > 0,
+            "collate_fn": collate_samples,
+        }
+        if not train:
+            return DataLoader(dataset, shuffle=False, **settings)
+        # Training: the order is a function of (seed, epoch) and the position in the epoch is checkpointed, so a
+        # resumed run continues with exactly the samples the uninterrupted one would have seen (data.sampling).
+        sampler = EpochSampler(dataset, num_replicas=self._world_size(), rank=self._rank(), seed=self.seed)
+        return ResumableDataLoader(dataset, sampler=sampler, consumed=self._consumed_batches, **settings)
+
+    def _world_size(self) -> int:
+        trainer = getattr(self, "trainer", None)
+        return int(getattr(trainer, "world_size", 1) or 1) if trainer is not None else 1
+
+    def _consumed_batches(self) -> int:
+        """Training batches of the current epoch that the run has trained on (one per DMFN iteration): what a
+        checkpoint written now must skip when the run resumes."""
+        trainer = getattr(self, "trainer", None)
+        if trainer is None:
+            return 0
+        per_epoch = trainer.num_training_batches
+        done = iterations_of(trainer.global_step) - trainer.current_epoch * per_epoch
+        return int(min(max(done, 0), per_epoch)) if per_epoch != float("inf") else int(max(done, 0))
 
     def train_dataloader(self) -> DataLoader:
-        dataset = self._dataset("train")
-        dataset.rank = self._rank()
-        return self._loader(dataset, self.batch_size, train=True)
+        return self._loader(self._dataset("train"), self.batch_size, train=True)
 
     def val_dataloader(self) -> DataLoader | list:
         if self.source("val") is None:

@@ -12,11 +12,11 @@ by all DataLoader workers, see :attr:`ImageDataset.skipped_paths`), and replaces
 is usable, the error counts the images smaller than the crop (``image_size``) apart from those that failed to decode,
 and says what to do about each.
 
-Randomness (crops, flips, masks): evaluation samples use ``numpy.random.default_rng([seed, index])``, a pure
-function of the sample index and the seed. Training samples draw from one stream per (seed, rank, worker): each
-DataLoader worker derives it from the worker seed PyTorch assigns (``base_seed + worker_id``, a fresh base seed for
-every epoch unless workers are persistent, in which case the stream simply continues), so two workers never share
-a stream and epochs differ; with ``num_workers=0`` the single stream continues across epochs.
+Randomness (crops, flips, masks) is a pure function of which sample it is: evaluation samples use
+``numpy.random.default_rng([stream, seed, index])``, training samples ``default_rng([stream, seed, epoch, index])``
+with the epoch that :class:`~dmfn_lightning.data.sampling.EpochSampler` hands over with each index. Neither the
+DataLoader workers nor the DDP rank enter it, so a sample looks the same whichever worker loads it, and a run
+resumed mid-epoch (with any number of workers) sees exactly the samples the uninterrupted run would have seen.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image
-from torch.utils.data import Dataset, default_collate, get_worker_info
+from torch.utils.data import Dataset, default_collate
 
 from dmfn_lightning.core.decode import load_rgb, read_size, to_rgb
 from dmfn_lightning.core.errors import DataError
@@ -100,7 +100,7 @@ class ImageDataset(Dataset):
         length: samples per epoch, cycling over the files (default: one per file).
         check_headers: read every header at construction (open + size check) so bad/small files fail before any
             training (``raise``) or are dropped up front with a warning (``skip``).
-        seed: the data seed. ``rank``: the distributed rank (mixed into training streams; set by the data module).
+        seed: the data seed (mixed into every sample's random generator).
     """
 
     def __init__(
@@ -117,7 +117,6 @@ class ImageDataset(Dataset):
         length: int | None = None,
         check_headers: bool = False,
         seed: int = 0,
-        rank: int = 0,
     ) -> None:
         if isinstance(source, Sequence) and not isinstance(source, str | os.PathLike | Mapping):
             source = ImageSource(files=[str(p) for p in source])
@@ -138,7 +137,6 @@ class ImageDataset(Dataset):
         self.allow_upscale = bool(allow_upscale)
         self.on_bad_image = on_bad_image
         self.seed = int(seed)
-        self.rank = int(rank)
         if self.image_size < 4:
             raise DataError(f"image_size must be at least 4, got {image_size}")
 
@@ -151,8 +149,6 @@ class ImageDataset(Dataset):
         # Shared-memory flags (one per file) so skips in DataLoader workers are visible in the main process.
         self._bad = torch.zeros(len(self.paths), dtype=torch.uint8).share_memory_()
         self._bad_reasons: dict[int, str] = {}
-        self._rng: np.random.Generator | None = None
-        self._rng_key: tuple | None = None
 
     # -- bookkeeping ---------------------------------------------------------------------------------------------
 
@@ -220,21 +216,10 @@ class ImageDataset(Dataset):
 
     # -- randomness ----------------------------------------------------------------------------------------------
 
-    def _train_rng(self) -> np.random.Generator:
-        info = get_worker_info()
-        key = (os.getpid(), None if info is None else (info.id, info.seed))
-        if self._rng is None or self._rng_key != key:
-            entropy = [_TRAIN_STREAM, self.seed, self.rank]
-            if info is not None:
-                entropy += [info.id, info.seed]
-            self._rng = np.random.default_rng(entropy)
-            self._rng_key = key
-        return self._rng
-
-    def sample_rng(self, index: int) -> np.random.Generator:
-        """The generator for sample ``index``: per-index for evaluation, the worker stream for training."""
+    def sample_rng(self, index: int, epoch: int = 0) -> np.random.Generator:
+        """The generator for sample ``index`` (of ``epoch``, for training): a pure function of the sample."""
         if self.train:
-            return self._train_rng()
+            return np.random.default_rng([_TRAIN_STREAM, self.seed, int(epoch), int(index)])
         return np.random.default_rng([_EVAL_STREAM, self.seed, int(index)])
 
     # -- loading -------------------------------------------------------------------------------------------------
@@ -296,10 +281,11 @@ class ImageDataset(Dataset):
                 f"skipping bad image (on_bad_image=skip; {self.skipped_count} skipped so far): {err}", stacklevel=3
             )
 
-    def __getitem__(self, index: int) -> dict[str, Any] | None:
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any] | None:
+        epoch, index = key if isinstance(key, tuple) else (0, key)  # (epoch, index) from EpochSampler
         if not 0 <= index < self.length:
             raise IndexError(f"index {index} out of range for a dataset of {self.length} samples")
-        rng = self.sample_rng(index)
+        rng = self.sample_rng(index, epoch)
         file_index = index % len(self.paths)
         for _ in range(len(self.paths)):
             if not bool(self._bad[file_index]):

@@ -1,12 +1,16 @@
-"""Experiment loggers. W&B never prompts and never hangs without network."""
+"""Experiment loggers. W&B never prompts and never hangs without network; the CSV log continues across resumes."""
 
 from __future__ import annotations
 
+import csv
+import itertools
 import os
 from pathlib import Path
 
-from pytorch_lightning.loggers import WandbLogger
-from pytorch_lightning.utilities import rank_zero_info
+from pytorch_lightning.loggers import CSVLogger, WandbLogger
+from pytorch_lightning.loggers.csv_logs import ExperimentWriter
+from pytorch_lightning.loggers.logger import rank_zero_experiment
+from pytorch_lightning.utilities import rank_zero_info, rank_zero_only
 
 
 def _wandb_logged_in() -> bool:
@@ -59,6 +63,93 @@ class IterationWandbLogger(WandbLogger):
         if step is not None and self.STEP_METRIC not in metrics:
             metrics = {**metrics, self.STEP_METRIC: step}
         super().log_metrics(metrics, step)
+
+
+class _ContinuingWriter(ExperimentWriter):
+    """Lightning's CSV writer, except that an existing ``metrics.csv`` is continued instead of deleted."""
+
+    def __init__(self, log_dir: str) -> None:
+        super().__init__(log_dir)
+        self._replace_from_first_step = False
+        if self._fs.isfile(self.metrics_file_path):  # new rows go under the file's own header
+            with self._fs.open(self.metrics_file_path, "r", newline="") as file:
+                self.metrics_keys = list(csv.DictReader(file).fieldnames or [])
+
+    def _check_log_dir_exists(self) -> None:
+        """Lightning deletes ``metrics.csv`` here ("Previous log files ... will be deleted"); kept instead."""
+
+    def set_aside(self) -> Path | None:
+        """Move an existing ``metrics.csv`` to ``metrics.previous-N.csv`` (the first free N); where it went."""
+        path = Path(self.metrics_file_path)
+        if not path.is_file():
+            return None
+        aside = next(
+            path.with_name(f"metrics.previous-{n}.csv")
+            for n in itertools.count(1)
+            if not path.with_name(f"metrics.previous-{n}.csv").exists()
+        )
+        path.rename(aside)
+        self.metrics_keys = []
+        return aside
+
+    def replace_from_first_step(self) -> None:
+        """At the next save with rows, drop the file's rows from the first step saved on (see ContinuingCSVLogger)."""
+        self._replace_from_first_step = True
+
+    def save(self) -> None:
+        if self.metrics and self._replace_from_first_step:
+            self._replace_from_first_step = False
+            if self._fs.isfile(self.metrics_file_path):
+                self._drop_rows_from(min(int(row["step"]) for row in self.metrics))
+        super().save()
+
+    def _drop_rows_from(self, step: int) -> None:
+        with self._fs.open(self.metrics_file_path, "r", newline="") as file:
+            reader = csv.DictReader(file)
+            header, rows = list(reader.fieldnames or []), list(reader)
+        kept = [row for row in rows if not row.get("step") or int(float(row["step"])) < step]
+        if len(kept) == len(rows):
+            return
+        with self._fs.open(self.metrics_file_path, "w", newline="") as file:
+            writer = csv.DictWriter(file, fieldnames=header)
+            writer.writeheader()
+            writer.writerows(kept)
+
+
+class ContinuingCSVLogger(CSVLogger):
+    """Lightning's ``CSVLogger`` (``<save_dir>/<name>/<version>/metrics.csv``), whose file outlives a resume.
+
+    Lightning's logger deletes an existing ``metrics.csv`` when it starts writing: a resumed run kept only its own
+    rows. This one continues the file. :class:`~dmfn_lightning.training.trainer.IterationTrainer` tells it how the
+    run starts (:meth:`begin_fit`):
+
+    - resumed: rows from the first step the resumed run logs on are dropped from the file at its first write; the
+      interrupted run wrote them after the checkpoint, and the resumed run logs those steps again. Each step is
+      then in the file once, as in a run that was never interrupted; every earlier row is kept.
+    - fresh start (``ckpt_path=null``) in a folder that has a log: the previous file is moved to
+      ``metrics.previous-N.csv`` beside it (one line says so) and the new run starts its own.
+
+    Not told (another Trainer), it only appends: nothing already written is ever removed.
+    """
+
+    @property
+    @rank_zero_experiment
+    def experiment(self) -> ExperimentWriter:
+        if self._experiment is None:
+            self._fs.makedirs(self.root_dir, exist_ok=True)
+            self._experiment = _ContinuingWriter(log_dir=self.log_dir)
+        return self._experiment
+
+    @rank_zero_only
+    def begin_fit(self, resuming: bool) -> None:
+        """Called before ``fit`` logs anything: whether this run resumes a checkpoint or starts fresh."""
+        writer = self.experiment
+        if resuming:
+            writer.replace_from_first_step()
+            return
+        aside = writer.set_aside()
+        if aside is not None:
+            rank_zero_info(f"Moved the CSV log of a previous run to {aside}: this run starts fresh (ckpt_path=null)")
 
 
 def build_wandb_logger(

@@ -1,9 +1,9 @@
-"""training.iterations: the paper's iterations (a G step and a D step) and Lightning's global_step, two optimizer
+"""core.iterations: the paper's iterations (a G step and a D step) and Lightning's global_step, two optimizer
 steps each: the one factor between them, both ways."""
 
 from __future__ import annotations
 
-from dmfn_lightning.training.iterations import OPTIMIZER_STEPS_PER_ITERATION, global_steps_of, iterations_of
+from dmfn_lightning.core.iterations import OPTIMIZER_STEPS_PER_ITERATION, global_steps_of, iterations_of
 
 
 def test_one_iteration_is_two_optimizer_steps():
