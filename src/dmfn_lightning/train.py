@@ -439,6 +439,7 @@ def _train_job(cfg: DictConfig) -> float | None:
     only), SLURM's requeue signal turned into a fresh last.ckpt and a requeue, a full disk named."""
     run_dir = Path(HydraConfig.get().runtime.output_dir) if HydraConfig.initialized() else Path.cwd()  # as train()
     key = "hydra.sweep.dir" if _in_sweep() else "hydra.run.dir"
+    validate_train_config(cfg)  # before the lock file is made: a run dir inside the data must stay untouched
     with RunLock(run_dir, key) if takes_run_lock() else nullcontext(), SlurmRequeue():
         try:
             result = train(cfg)
