@@ -14,19 +14,13 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from torch import nn
 
 from dmfn_lightning.inpaint import build_parser, main
 from dmfn_lightning.inpainting.api import inpaint
 from dmfn_lightning.inpainting.image_io import load_image, load_mask
 from dmfn_lightning.masks import generate_mask, photo_mask_kinds
 from dmfn_lightning.models import DMFNGenerator, export_generator, load_generator
-
-
-def small_generator(seed: int = 0, **kwargs) -> DMFNGenerator:
-    torch.manual_seed(seed)
-    kwargs.setdefault("num_blocks", 1)
-    return DMFNGenerator(**kwargs).eval()
+from tests.inpainting.photo_fakes import Spy, rgba_image, small_generator
 
 
 @pytest.fixture(scope="module")
@@ -37,26 +31,6 @@ def generator() -> DMFNGenerator:
 @pytest.fixture(scope="module")
 def generator_file(tmp_path_factory, generator) -> Path:
     return export_generator(generator, tmp_path_factory.mktemp("ckpt") / "generator.pt")
-
-
-class Spy(nn.Module):
-    """Records the input shapes it sees and returns a constant prediction (mid grey)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.weight = nn.Parameter(torch.zeros(()))
-        self.shapes: list[tuple[int, ...]] = []
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.shapes.append(tuple(x.shape))
-        return torch.zeros(x.shape[0], 3, *x.shape[2:]) + self.weight
-
-
-def rgba_image(width: int = 301, height: int = 199, opaque: bool = True, seed: int = 0) -> Image.Image:
-    arr = np.random.default_rng(seed).integers(0, 256, (height, width, 4), dtype=np.uint8)
-    if opaque:
-        arr[..., 3] = 255
-    return Image.fromarray(arr, "RGBA")
 
 
 def released_state_dict(generator: DMFNGenerator) -> dict:
