@@ -11,7 +11,8 @@ from pathlib import Path
 def run_module(
     name: str, args: list[str], cwd: Path, env: dict | None = None, timeout: int = 300
 ) -> subprocess.CompletedProcess:
-    full_env = {**os.environ, "WANDB_MODE": "disabled", "DMFN_OFFLINE": "1", "HYDRA_FULL_ERROR": "0", **(env or {})}
+    offline = {"WANDB_MODE": "disabled", "DMFN_OFFLINE": "1", "HYDRA_FULL_ERROR": "0", "HF_HUB_OFFLINE": "1"}
+    full_env = {**os.environ, **offline, **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", f"dmfn_lightning.{name}", *args],
         cwd=cwd,

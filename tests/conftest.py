@@ -5,6 +5,7 @@ import os
 os.environ.setdefault("WANDB_MODE", "disabled")
 os.environ.setdefault("DMFN_OFFLINE", "1")  # never try to download backbone weights in tests
 os.environ.setdefault("HYDRA_FULL_ERROR", "0")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # Hub ids resolve from local caches only
 
 import warnings
 from collections.abc import Callable, Iterator

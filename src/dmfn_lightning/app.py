@@ -46,6 +46,7 @@ from dmfn_lightning.core.sizes import check_working_size
 from dmfn_lightning.inpainting.hd import DEFAULT_CROP_MARGIN, check_crop_margin
 from dmfn_lightning.masks import generate_mask, mask_kinds
 from dmfn_lightning.models import CheckpointError, load_generator
+from dmfn_lightning.models.bundles import looks_like_hub_id
 from dmfn_lightning.webapp import page, request
 from dmfn_lightning.webapp.page import APP_CSS, available_devices, check_mask_upload, import_gradio
 from dmfn_lightning.webapp.request import (
@@ -189,7 +190,7 @@ def _load_generator(checkpoint: str | None) -> tuple[Path, nn.Module]:
         print(f"using {found} (the newest demo generator; pass --checkpoint to choose another)")
         checkpoint = str(found)
     path = Path(checkpoint).expanduser()
-    if not path.exists():
+    if not path.exists() and not looks_like_hub_id(checkpoint):
         raise DMFNError(f"checkpoint {str(path)!r} does not exist.\n" + CHECKPOINT_HELP)
     try:
         return path, load_generator(path, map_location="cpu")

@@ -10,7 +10,8 @@ from dmfn_lightning.core.devices import PRECISIONS
 __all__ = ["CHECKPOINT_KINDS", "add_checkpoint", "add_device", "add_no_ema", "add_precision"]
 
 CHECKPOINT_KINDS = (
-    "an exported generator (generator.pt from training or dmfn_lightning.export), a DMFNModule Lightning "
+    "a weights bundle (a folder with model.safetensors and config.json, or a Hugging Face Hub id owner/name), an "
+    "exported generator (generator.pt from training or dmfn_lightning.export), a DMFNModule Lightning "
     "checkpoint (.ckpt, its EMA generator when it has one) or the authors' released generator weights"
 )
 

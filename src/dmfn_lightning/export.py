@@ -31,6 +31,11 @@ composite it yourself, ``mask * out + (1 - mask) * image``):
   onnxruntime time; ``--onnx-native-instancenorm`` keeps the fused op.
 * ``pt2`` -> ``generator.pt2`` (``torch.export`` ExportedProgram with dynamic dims; ``torch.export.load``).
 * ``generator`` -> ``generator.pt``: the library's own weights + config file (``load_generator``).
+* ``bundle`` -> ``bundle/``: a weights bundle (:mod:`dmfn_lightning.models.bundles`): ``model.safetensors``, the
+  discriminator's ``discriminator.safetensors`` when the source has one (a training checkpoint, a bundle) or
+  ``--discriminator`` names one (e.g. the authors' ``*_D.pth``), ``config.json`` (the networks' settings, what the
+  source says the generator was trained on, the source itself) and a ``README.md`` model card
+  (``--license``). Load it with ``DMFNGenerator.from_pretrained``, or pass the folder as ``--checkpoint``.
 
 After writing, every exported model is loaded back and compared with the library's inference path at the
 ``--verify-sizes`` (default 256x256 and 192x320, batch 2; any size a selected format takes, e.g. 255x257 or 3x3,
@@ -83,6 +88,7 @@ from dmfn_lightning.models.export_formats import (
     padded_reference,
     with_two_stage_instance_norm,
 )
+from dmfn_lightning.models.generator_files import discriminator_of_source, training_of_source
 
 __all__ = [
     "DEFAULT_FORMATS",
@@ -96,6 +102,7 @@ __all__ = [
     "PadToMultipleOf4",
     "TwoStageInstanceNorm",
     "build_parser",
+    "bundle_options",
     "check_source_not_overwritten",
     "check_tolerance",
     "check_verify_sizes",
@@ -177,6 +184,7 @@ def export(
     tolerance: float = 1e-4,
     metadata: dict[str, Any] | None = None,
     log: Callable[[str], object] = print,
+    bundle: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Export ``generator`` in ``formats`` into ``output`` and verify each file; returns the report (also written
     to ``<output>/export.json``). Raises :class:`ExportError` when an export differs by more than ``tolerance``
@@ -193,14 +201,11 @@ def export(
     except OSError as err:
         raise ExportError(f"cannot create --output {str(out_dir)!r}: {err.strerror or err}") from err
     generator = generator.cpu().eval()
-    options = ExportOptions(opset, onnx_exporter, onnx_native_instance_norm, dict(metadata or {}))
+    options = ExportOptions(opset, onnx_exporter, onnx_native_instance_norm, dict(metadata or {}), dict(bundle or {}))
     report: dict[str, Any] = {
         "generator": dict(getattr(generator, "config", {})),
         "torch": torch.__version__,
-        "input": "[N, 4, H, W]: cat([image * (1 - mask), mask]), image in [-1, 1], mask 1 = hole; "
-        "torchscript and onnx: any H, W of at least 1 (padded inside the model to multiples of 4 and at least 8, "
-        "as the library's inference path pads, the output cropped back to H x W); pt2: H, W divisible by 4 and at "
-        "least 8; generator: the eager model takes H, W divisible by 4, the library's run_generator any size",
+        "input": _input_rules(),
         "output": "[N, 3, H, W] raw prediction in [-1, 1] (tanh); composite with the mask yourself",
         "tolerance": tolerance,
         "formats": {},
@@ -213,7 +218,7 @@ def export(
             spec.write(generator, path, options)
         except OSError as err:
             raise ExportError(f"cannot write {path}: {err.strerror or err}") from err
-        entry: dict[str, Any] = {"file": str(path), "bytes": path.stat().st_size, **spec.details(path, options)}
+        entry: dict[str, Any] = {"file": str(path), "bytes": _size(path), **spec.details(path, options)}
         sizes = _verification_sizes(spec, verify_sizes)
         diffs = verify(generator, fmt, path, sizes)
         if diffs is None:
@@ -243,6 +248,32 @@ def export(
 # command line
 
 
+def _input_rules() -> str:
+    """The report's ``input``: the generator's input, then which sizes each format takes (from the registry)."""
+    any_size = [name for name, spec in EXPORT_FORMATS.items() if spec.any_size]
+    eager = [name for name, spec in EXPORT_FORMATS.items() if not spec.any_size and not spec.library_pads]
+    library = [name for name, spec in EXPORT_FORMATS.items() if spec.library_pads]
+    return "; ".join(
+        [
+            "[N, 4, H, W]: cat([image * (1 - mask), mask]), image in [-1, 1], mask 1 = hole",
+            f"{' and '.join(any_size)}: any H, W of at least 1 (padded inside the model to multiples of 4 and at "
+            "least 8, as the library's inference path pads, the output cropped back to H x W)",
+            f"{' and '.join(eager)}: H, W divisible by 4 and at least 8",
+            *(
+                f"{name}: the eager model takes H, W divisible by 4, the library's run_generator any size"
+                for name in library
+            ),
+        ]
+    )
+
+
+def _size(path: Path) -> int:
+    """Bytes of a written file, or of all files in a written folder (a bundle)."""
+    if path.is_dir():
+        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    return path.stat().st_size
+
+
 def check_tolerance(tolerance: float) -> float:
     """``tolerance`` if it is a number >= 0, else :class:`ExportError` (a negative one would fail every check,
     even a zero difference)."""
@@ -263,11 +294,11 @@ def check_source_not_overwritten(checkpoint: str | Path, output: str | Path, for
     ``generator.pt``, and with it the file's metadata, e.g. the training iteration)."""
     for fmt in formats:
         target = Path(output).expanduser() / FILENAMES.get(fmt, "")
-        if target.is_file() and target.resolve() == Path(checkpoint).expanduser().resolve():
+        if target.exists() and target.resolve() == Path(checkpoint).expanduser().resolve():
             raise ExportError(
                 f"--output {str(output)!r} holds the checkpoint being exported: writing {target.name} there would "
                 "overwrite it (and lose its metadata). Choose another --output folder"
-                + (", or leave out --format generator" if fmt == "generator" else "")
+                + (f", or leave out --format {fmt}" if fmt in ("generator", "bundle") else "")
             )
 
 
@@ -318,8 +349,34 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--tolerance", type=_tolerance, default=1e-4, help="max |exported - PyTorch|, >= 0 (default 1e-4)"
     )
+    parser.add_argument(
+        "--discriminator",
+        metavar="D",
+        default=None,
+        help="--format bundle: the discriminator to include (e.g. the authors' *_D.pth); default: the one stored "
+        "with --checkpoint (a training checkpoint's or a bundle's), if any",
+    )
+    parser.add_argument(
+        "--license", default="mit", help="--format bundle: the license field of the model card (default: mit)"
+    )
     add_no_ema(parser)
     return parser
+
+
+def bundle_options(
+    checkpoint: str, generator: nn.Module, discriminator: str | None, prefer_ema: bool, license: str
+) -> dict[str, Any]:
+    """:func:`~dmfn_lightning.models.bundles.save_bundle`'s arguments for a bundle exported from ``checkpoint``:
+    what it says the generator was trained on, the discriminator to include, and the source as provenance."""
+    options: dict[str, Any] = {
+        "training": training_of_source(checkpoint, generator, prefer_ema),
+        "provenance": {"source": str(checkpoint), "exported_by": "dmfn_lightning.export"},
+        "license": license,
+    }
+    found = discriminator_of_source(checkpoint, discriminator)
+    if found is not None:
+        options["discriminator"], options["discriminator_config"] = found
+    return options
 
 
 @exit_on_user_error
@@ -329,10 +386,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Before the model is loaded: a bad --output fails in a second, not after the export.
     check_output_folder(args.output, "--output")
     check_source_not_overwritten(args.checkpoint, args.output, args.format)
+    if args.discriminator is not None and "bundle" not in args.format:
+        raise ExportError("--discriminator goes into a weights bundle only: add --format bundle, or leave it out")
     generator = load_generator(args.checkpoint, map_location="cpu", prefer_ema=not args.no_ema)
     metadata: dict[str, Any] = {"source": str(args.checkpoint)}
     if getattr(generator, "metadata", None):
         metadata["source_metadata"] = dict(generator.metadata)  # provenance of the source travels with the copy
+    bundle = {}
+    if "bundle" in args.format:
+        bundle = bundle_options(args.checkpoint, generator, args.discriminator, not args.no_ema, args.license)
     export(
         generator,
         args.output,
@@ -343,6 +405,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         verify_sizes=args.verify_sizes,
         tolerance=args.tolerance,
         metadata=metadata,
+        bundle=bundle,
     )
     return 0
 

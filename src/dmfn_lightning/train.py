@@ -42,7 +42,15 @@ from dmfn_lightning.core.errors import (
 from dmfn_lightning.core.files import atomic_write_bytes
 from dmfn_lightning.core.iterations import iterations_of
 from dmfn_lightning.core.run_lock import RunLock, takes_run_lock
-from dmfn_lightning.models.generator_files import export_generator, init_from_release, state_mismatch
+from dmfn_lightning.metrics.table import conventions
+from dmfn_lightning.models.bundles import load_bundle, save_bundle
+from dmfn_lightning.models.generator_files import (
+    bundle_training,
+    export_generator,
+    init_from_release,
+    is_bundle_reference,
+    state_mismatch,
+)
 from dmfn_lightning.models.torch_files import safe_load
 from dmfn_lightning.module import DMFNModule, run_config_of
 from dmfn_lightning.training.callbacks import AtomicCheckpointIO, no_space_left, panel_rows
@@ -248,7 +256,10 @@ def build_module(cfg: DictConfig) -> DMFNModule:
     init_from = cfg.get("init_from") or {}
     if init_from.get("generator") or init_from.get("discriminator"):
         loaded = init_from_release(module, init_from.get("generator"), init_from.get("discriminator"))
-        log.info("Initialised from " + ", ".join(f"{net}={path}" for net, path in loaded.items()))
+        if loaded:
+            log.info("Initialised from " + ", ".join(f"{net}={path}" for net, path in loaded.items()))
+        if init_from.get("discriminator") == "auto" and "discriminator" not in loaded:
+            log.info(f"init_from.generator={init_from.get('generator')} holds no discriminator: D starts fresh")
     return module
 
 
@@ -293,9 +304,45 @@ def setup_datamodule(cfg: DictConfig, stage: str = "fit"):
     return datamodule
 
 
+_BUNDLE_NETWORK_KEYS = {
+    "generator": ("block", "num_blocks", "base_channels", "upsample_init"),
+    "discriminator": ("base_channels", "spectral_norm"),
+}
+
+
+def adopt_bundle_networks(cfg: DictConfig) -> list[str]:
+    """Build the networks a fine-tune starts from as its bundle says: when ``init_from.generator`` is a weights
+    bundle, its ``config.json`` sets ``model.generator``'s block, blocks, channels and upsample init (and, when
+    the discriminator comes from it too, ``model.discriminator``'s channels and spectral norm), so that its
+    weights fit. Returns the ``key: old -> new`` changes (logged)."""
+    from omegaconf import open_dict
+
+    reference = (cfg.get("init_from") or {}).get("generator")
+    if not reference or not is_bundle_reference(reference):
+        return []
+    bundle = load_bundle(reference)
+    sources = {"generator": bundle.config.get("generator") or {}}
+    if cfg.init_from.get("discriminator") in ("auto", reference) and bundle.config.get("discriminator"):
+        sources["discriminator"] = bundle.config["discriminator"]
+    changes = []
+    with open_dict(cfg):
+        for net, keys in _BUNDLE_NETWORK_KEYS.items():
+            for key in keys:
+                if key not in sources.get(net, {}):
+                    continue
+                new, old = sources[net][key], cfg.model[net].get(key)
+                if new != old:
+                    cfg.model[net][key] = new
+                    changes.append(f"model.{net}.{key}: {old} -> {new}")
+    if changes:
+        log.info(f"Networks as the bundle {reference} has them: " + ", ".join(changes))
+    return changes
+
+
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Run one training job from a composed config; returns the final metrics and output paths."""
     validate_train_config(cfg)
+    adopt_bundle_networks(cfg)
     run_dir = Path(HydraConfig.get().runtime.output_dir) if HydraConfig.initialized() else Path.cwd()
     run_dir.mkdir(parents=True, exist_ok=True)
     ckpt_path = resolve_ckpt_path(cfg.ckpt_path, run_dir)  # a missing file must stop us before any work
@@ -364,9 +411,55 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         )
         result["generator"] = str(path)
         log.info(f"Exported the generator to {path}")
+        result["bundle"] = str(write_run_bundle(module, cfg, run_dir / "bundle", result))
+        log.info(f"Wrote the weights bundle (safetensors, config.json, model card) to {result['bundle']}")
     if trainer.is_global_zero and cfg.inpaint_val_images:
         result["inpainted"] = str(inpaint_validation_images(module, datamodule, run_dir / "inpainted"))
     return result
+
+
+def parent_record(reference: str | None) -> dict[str, Any] | None:
+    """What a run started from ``init_from.generator`` records of its parent: a bundle's config and provenance
+    (:meth:`~dmfn_lightning.models.bundles.Bundle.parent_record`), or the file's path."""
+    if not reference:
+        return None
+    if is_bundle_reference(reference):
+        return load_bundle(reference).parent_record(str(reference))
+    return {"reference": str(reference)}
+
+
+def write_run_bundle(module: DMFNModule, cfg: DictConfig, path: Path, result: dict[str, Any]) -> Path:
+    """The run's weights bundle: its evaluation generator (EMA when enabled) and discriminator as safetensors,
+    the run's training facts and its final validation metrics (with their conventions) in config.json and the
+    model card, and the parent bundle when the run was a fine-tune (``init_from.generator``)."""
+    metrics = {k.removeprefix("val/"): v for k, v in result["metrics"].items() if k.startswith("val/")}
+    evaluation = None
+    if metrics:
+        described = conventions()
+        evaluation = {
+            "setting": f"validation split at the end of training ({cfg.data.image_size} px, holes from "
+            f"{str(OmegaConf.select(cfg, 'data.eval_mask._target_', default='CenterMask')).rsplit('.', 1)[-1]})",
+            "metrics": metrics,
+            "conventions": {k: described[k] for k in metrics if k in described},
+        }
+    training = bundle_training(
+        module.run_config,
+        iterations=result["iteration"],
+        vgg_weights=module.vgg.weights_used,
+        ema=module.generator_ema is not None,
+    )
+    provenance = {"source": f"dmfn_lightning.train run {path.parent}"}
+    parent = parent_record((cfg.get("init_from") or {}).get("generator"))
+    if parent is not None:
+        provenance["parent"] = parent
+    return save_bundle(
+        path,
+        module.eval_generator,
+        discriminator=module.discriminator,
+        training=training,
+        provenance=provenance,
+        evaluation=evaluation,
+    )
 
 
 @torch.no_grad()
@@ -406,6 +499,8 @@ def _finished_result(run_dir: Path, iteration: int) -> dict[str, Any]:
     }
     if (run_dir / "generator.pt").is_file():
         result["generator"] = str(run_dir / "generator.pt")
+    if (run_dir / "bundle").is_dir():
+        result["bundle"] = str(run_dir / "bundle")
     return result
 
 

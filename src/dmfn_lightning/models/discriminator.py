@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import itertools
+import os
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import spectral_norm
 
+from dmfn_lightning.core.errors import CheckpointError
+from dmfn_lightning.models.bundles import CONFIG_FILE, DISCRIMINATOR_FILE, load_bundle
 from dmfn_lightning.models.generator import init_weights
+from dmfn_lightning.models.state_dicts import state_mismatch
 
 _CHANNELS = (64, 128, 256, 512, 512, 512)
 
@@ -54,11 +59,33 @@ class GlobalLocalDiscriminator(nn.Module):
                 f"image_size={image_size} must be divisible by 64 (six stride-2 convs in the global branch)"
             )
         self.image_size = image_size
+        # The constructor arguments, as a weights bundle's config.json records them to rebuild this network.
+        self.config = {"image_size": image_size, "base_channels": base_channels, "spectral_norm": spectral_norm}
         self.global_branch = _Branch(6, image_size, base_channels, spectral_norm)
         self.local_branch = _Branch(5, image_size // 2, base_channels, spectral_norm)
         self.act = nn.LeakyReLU(0.2)
         self.classifier = nn.Linear(1024, 1)
         init_weights(self)
+
+    @classmethod
+    def from_pretrained(cls, reference: str | os.PathLike, **hub: Any) -> GlobalLocalDiscriminator:
+        """The discriminator of a weights bundle (a folder or a Hub id; ``hub``: ``revision``, ``cache_dir``,
+        ``local_files_only``, ``token``), built from its ``config.json`` and loaded strictly from its
+        ``discriminator.safetensors``; see :mod:`dmfn_lightning.models.bundles`."""
+        bundle = load_bundle(reference, **hub)
+        config = bundle.network_config("discriminator")
+        state = bundle.discriminator_state()
+        try:
+            discriminator = cls(**config)
+        except (TypeError, ValueError) as exc:
+            raise CheckpointError(f"{bundle.folder / CONFIG_FILE} has an unusable discriminator config: {exc}") from exc
+        mismatch = state_mismatch(discriminator.state_dict(), state)
+        if mismatch:
+            raise CheckpointError(
+                f"{bundle.folder / DISCRIMINATOR_FILE} does not match its config {config}: {mismatch}"
+            )
+        discriminator.load_state_dict(state, strict=True)
+        return discriminator.eval()
 
     def forward(self, image: Tensor, patch: Tensor) -> tuple[Tensor, list[Tensor]]:
         if image.shape[-2:] != (self.image_size, self.image_size):

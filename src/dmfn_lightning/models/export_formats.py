@@ -23,6 +23,7 @@ from torch import Tensor, nn
 
 from dmfn_lightning.core.errors import ExportError
 from dmfn_lightning.core.sizes import MIN_SIDE, MULTIPLE
+from dmfn_lightning.models.bundles import save_bundle
 from dmfn_lightning.models.generator import DMFNGenerator
 from dmfn_lightning.models.generator_files import export_generator, load_generator
 from dmfn_lightning.models.inference import crop_output, pad_input, predict
@@ -261,6 +262,11 @@ def _load_pt2(path: Path) -> Runner:
     return _torch_runner(torch.export.load(str(path)).module())
 
 
+def _load_bundle(path: Path) -> Runner:
+    generator = DMFNGenerator.from_pretrained(path)
+    return _torch_runner(lambda x: predict(generator, x))
+
+
 def _load_generator_file(path: Path) -> Runner:
     generator = load_generator(path)
     # As the library runs generator.pt (inpaint, evaluate, the web app): through the inference path, which pads.
@@ -279,6 +285,9 @@ class ExportOptions:
     onnx_exporter: str = "dynamo"
     onnx_native_instance_norm: bool = False
     metadata: dict[str, Any] = field(default_factory=dict)  # stored in generator.pt
+    # save_bundle's keyword arguments for the bundle: discriminator (+ discriminator_config), training, provenance,
+    # license.
+    bundle: dict[str, Any] = field(default_factory=dict)
 
 
 def _no_details(path: Path, options: ExportOptions) -> dict[str, Any]:
@@ -358,6 +367,14 @@ EXPORT_FORMATS: dict[str, ExportFormat] = {
                 g, path, metadata={**o.metadata, "exported_by": "dmfn_lightning.export"}
             ),
             load=_load_generator_file,
+            any_size=False,
+            library_pads=True,
+        ),
+        ExportFormat(
+            "bundle",
+            "bundle",  # a folder: model.safetensors, discriminator.safetensors, config.json, README.md
+            write=lambda g, path, o: save_bundle(path, g, **o.bundle),
+            load=_load_bundle,
             any_size=False,
             library_pads=True,
         ),

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+from typing import Any
+
 import torch
 from torch import Tensor, nn
 
+from dmfn_lightning.core.errors import CheckpointError
 from dmfn_lightning.models.blocks import build_block
+from dmfn_lightning.models.bundles import CONFIG_FILE, GENERATOR_FILE, load_bundle, save_bundle
 from dmfn_lightning.models.layers import ConvNormAct, UpBlock, bilinear_upsampling_init_
+from dmfn_lightning.models.state_dicts import load_state_into
 
 # How the decoder's transposed convolutions start: PyTorch's default (the authors' code) or as bilinear upsampling.
 UPSAMPLE_INITS = ("pytorch", "bilinear")
@@ -68,6 +75,32 @@ class DMFNGenerator(nn.Module):
             for module in self.decoder.modules():
                 if isinstance(module, nn.ConvTranspose2d):
                     bilinear_upsampling_init_(module)
+
+    @classmethod
+    def from_pretrained(
+        cls, reference: str | os.PathLike, map_location: str | torch.device = "cpu", **hub: Any
+    ) -> DMFNGenerator:
+        """The generator of a weights bundle: a local folder or a Hugging Face Hub id (``owner/name``), looked
+        up offline first (``hub``: ``revision``, ``cache_dir``, ``local_files_only``, ``token``). Built from the
+        bundle's ``config.json`` and loaded strictly from ``model.safetensors`` without unpickling anything; in
+        eval mode, with what it was trained on (``config.json``'s ``training``) in ``metadata``, so that the
+        inference code knows its training size. See :mod:`dmfn_lightning.models.bundles`."""
+        bundle = load_bundle(reference, **hub)
+        config = bundle.network_config("generator")
+        try:
+            generator = cls(**config)
+        except (TypeError, ValueError) as exc:
+            raise CheckpointError(
+                f"{bundle.folder / CONFIG_FILE} has an unusable generator config {config}: {exc}"
+            ) from exc
+        load_state_into(generator, bundle.tensors(GENERATOR_FILE), str(bundle.folder / GENERATOR_FILE))
+        generator.metadata = {**bundle.training, "bundle": str(bundle.folder)}
+        return generator.to(map_location).eval()
+
+    def save_pretrained(self, path: str | os.PathLike, **bundle: Any) -> Path:
+        """Write this generator as a weights bundle folder (``bundle``: ``discriminator``, ``training``,
+        ``provenance``, ``evaluation``, ``license``; see :func:`dmfn_lightning.models.bundles.save_bundle`)."""
+        return save_bundle(path, self, **bundle)
 
     def forward(self, x: Tensor) -> Tensor:
         if x.dim() != 4 or x.shape[1] != 4:

@@ -25,7 +25,10 @@ import torch
 from torch import Tensor, nn
 
 from dmfn_lightning.core.errors import CheckpointError
+from dmfn_lightning.core.iterations import iterations_of
+from dmfn_lightning.models.bundles import load_bundle, looks_like_hub_id
 from dmfn_lightning.models.generator import DMFNGenerator
+from dmfn_lightning.models.state_dicts import load_state_into, state_mismatch
 from dmfn_lightning.models.torch_files import atomic_torch_save, safe_load
 
 EXPORT_FORMAT = "dmfn_lightning.generator"
@@ -57,34 +60,6 @@ def convert_released_state_dict(state: Mapping[str, Tensor]) -> dict[str, Tensor
 def _num_blocks(state: Mapping[str, Tensor]) -> int:
     ids = {int(m[1]) for k in state if (m := re.match(r"^blocks\.(\d+)\.", k))}
     return max(ids) + 1 if ids else 0
-
-
-def state_mismatch(own: Mapping[str, Tensor], state: Mapping[str, Tensor]) -> str:
-    """'' when ``state`` fits ``own`` key for key and shape for shape, else a summary naming the bad keys."""
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    shapes = [
-        f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}"
-        for k in sorted(set(own) & set(state))
-        if tuple(state[k].shape) != tuple(own[k].shape)
-    ]
-    parts = []
-    for label, keys in (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatch", shapes)):
-        if keys:
-            more = f" (+{len(keys) - 6} more)" if len(keys) > 6 else ""
-            parts.append(f"{label}: {', '.join(keys[:6])}{more}")
-    return "; ".join(parts)
-
-
-def load_state_into(model: nn.Module, state: Mapping[str, Tensor], source: str) -> None:
-    """``load_state_dict(strict=True)`` whose error names the missing, unexpected and mis-shaped keys."""
-    mismatch = state_mismatch(model.state_dict(), state)
-    if mismatch:
-        raise CheckpointError(
-            f"{source} does not match a DMFNGenerator{model.config if hasattr(model, 'config') else ''}: "
-            f"{mismatch}. Was it trained with another model/block variant?"
-        )
-    model.load_state_dict(state, strict=True)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -120,6 +95,23 @@ def training_metadata(run_config: Mapping[str, Any] | None) -> dict[str, Any]:
 
 
 TRAINING_KEYS = ("image_size", "mask", "data")
+
+
+def bundle_training(run_config: Mapping[str, Any] | None, **facts: Any) -> dict[str, Any]:
+    """What a weights bundle's ``config.json`` records under ``training``: :func:`training_metadata` plus the loss
+    weights (``loss`` without its ``_target_``) and the VGG19 input normalisation of ``run_config``, and
+    ``facts`` (e.g. ``iterations``, ``vgg_weights``, ``ema``)."""
+    out = training_metadata(run_config)
+    if isinstance(run_config, Mapping):
+        loss = run_config.get("loss")
+        if isinstance(loss, Mapping):
+            out["loss"] = {k: v for k, v in loss.items() if k != "_target_"}
+        model = run_config.get("model")
+        vgg = model.get("vgg") if isinstance(model, Mapping) else None
+        if isinstance(vgg, Mapping) and vgg.get("normalization"):
+            out["vgg_normalization"] = vgg["normalization"]
+    out.update({k: v for k, v in facts.items() if v is not None})
+    return out
 
 
 def recorded_image_size(generator: Any) -> int | None:
@@ -202,6 +194,13 @@ def export_generator(
     return Path(path)
 
 
+def is_bundle_reference(path: str | os.PathLike) -> bool:
+    """Whether ``path`` names a weights bundle rather than a file: an existing folder, or (when nothing exists
+    there) a Hub model id ``owner/name``."""
+    local = Path(path).expanduser()
+    return local.is_dir() or (not local.exists() and looks_like_hub_id(path))
+
+
 def generator_state_from_lightning(ckpt: Mapping[str, Any], prefer_ema: bool = True) -> tuple[dict, dict]:
     """(generator config, generator state dict) from a ``DMFNModule`` Lightning checkpoint (EMA weights first)."""
     state = ckpt["state_dict"]
@@ -234,13 +233,16 @@ def _run_config_of_checkpoint(ckpt: Mapping[str, Any]) -> Mapping[str, Any] | No
 def load_generator(
     path: str | os.PathLike, map_location: str | torch.device = "cpu", prefer_ema: bool = True
 ) -> DMFNGenerator:
-    """Load a generator from any of: an exported file, a Lightning checkpoint, or the authors' released weights.
+    """Load a generator from any of: a weights bundle (a folder or a Hub id, :mod:`~dmfn_lightning.models.bundles`;
+    no pickle involved), an exported file, a Lightning checkpoint, or the authors' released weights.
 
     The result is in eval mode on ``map_location``. Its ``metadata`` attribute holds the file's provenance: an
     exported generator's metadata, a Lightning checkpoint's ``global_step`` and what its run config says the
     generator was trained on (:func:`training_metadata`), or ``{}``.
     """
     source = str(path)
+    if is_bundle_reference(path):
+        return DMFNGenerator.from_pretrained(path, map_location=map_location)
     obj = safe_load(path, map_location="cpu")
     if not isinstance(obj, Mapping):
         raise CheckpointError(f"{source} holds a {type(obj).__name__}, not a checkpoint dictionary")
@@ -266,7 +268,9 @@ def load_generator(
                 f"authors' released generator weights; its top-level keys are: {keys}"
             )
         state = convert_released_state_dict(raw)
-        config = {"block": "released", "num_blocks": _num_blocks(state), "base_channels": 64}
+        width = state.get("encoder.0.conv.weight")
+        base = int(width.shape[0]) if isinstance(width, Tensor) and width.dim() == 4 else 64  # their nf
+        config = {"block": "released", "num_blocks": _num_blocks(state), "base_channels": base}
     try:
         generator = DMFNGenerator(**config)
     except (TypeError, ValueError) as exc:
@@ -330,10 +334,13 @@ def _unwrap_state(obj: Any, source: str) -> Mapping[str, Tensor]:
 def discriminator_state_from_file(path: str | os.PathLike) -> dict[str, Tensor]:
     """The discriminator weights in ``path`` as a :class:`GlobalLocalDiscriminator` state dict.
 
-    Accepts the authors' released ``*_D.pth`` (converted by :func:`convert_released_discriminator_state_dict`),
+    Accepts a weights bundle with a ``discriminator.safetensors`` (a folder or a Hub id), the authors' released
+    ``*_D.pth`` (converted by :func:`convert_released_discriminator_state_dict`),
     a ``DMFNModule`` training checkpoint (its ``discriminator.*`` weights), or our own plain state dict.
     """
     source = str(path)
+    if is_bundle_reference(path):
+        return load_bundle(path).discriminator_state()
     state = _unwrap_state(safe_load(path), source)
     keys = [str(k).removeprefix("module.") for k in state]
     if any(k.startswith("discriminator.") for k in keys):
@@ -348,6 +355,20 @@ def discriminator_state_from_file(path: str | os.PathLike) -> dict[str, Tensor]:
     )
 
 
+AUTO = "auto"  # init_from.discriminator: the one stored with init_from.generator, when there is one
+
+
+def discriminator_beside(generator: str | os.PathLike | None) -> str | os.PathLike | None:
+    """The source of the discriminator that came with ``generator``'s weights: the same bundle when it holds a
+    ``discriminator.safetensors``, the same training checkpoint (``.ckpt``); ``None`` otherwise (a generator.pt,
+    the authors' ``*_G.pth``, whose D is a file of its own)."""
+    if generator is None:
+        return None
+    if is_bundle_reference(generator):
+        return generator if load_bundle(generator).has_discriminator else None
+    return generator if str(generator).endswith(".ckpt") else None
+
+
 def init_from_release(
     module: nn.Module,
     generator: str | os.PathLike | None = None,
@@ -356,15 +377,18 @@ def init_from_release(
     """Start a run from existing weights: the ``init_from.generator`` / ``init_from.discriminator`` config keys.
 
     ``module`` is a ``DMFNModule`` (anything with ``generator`` and ``discriminator``, and optionally
-    ``generator_ema``). ``generator`` is any file :func:`load_generator` reads (the authors' released ``*_G.pth``,
-    an exported ``generator.pt`` or a training checkpoint); ``discriminator`` any file
-    :func:`discriminator_state_from_file` reads (the authors' ``*_D.pth`` included). Loading is strict: a file
-    for another block variant, depth or image size is refused with the mismatching keys named. The EMA copy, when
-    enabled, starts from the loaded generator. Optimizer states start fresh (the release has none); to continue a
-    run of ours with its optimizers, resume with ``ckpt_path`` instead. Returns ``{"generator": path, ...}`` for
-    what was loaded.
+    ``generator_ema``). ``generator`` is anything :func:`load_generator` reads (a weights bundle, the authors'
+    released ``*_G.pth``, an exported ``generator.pt`` or a training checkpoint); ``discriminator`` anything
+    :func:`discriminator_state_from_file` reads (the authors' ``*_D.pth`` included), or ``"auto"``: the one that
+    came with ``generator`` (:func:`discriminator_beside`; a fresh discriminator when there is none). Loading is
+    strict: a file for another block variant, depth or image size is refused with the mismatching keys named. The
+    EMA copy, when enabled, starts from the loaded generator. Optimizer states start fresh (the release has none);
+    to continue a run of ours with its optimizers, resume with ``ckpt_path`` instead. Returns
+    ``{"generator": path, ...}`` for what was loaded.
     """
     loaded: dict[str, str] = {}
+    if discriminator == AUTO:
+        discriminator = discriminator_beside(generator)
     if generator is not None:
         source = str(generator)
         state = load_generator(generator).state_dict()
@@ -394,3 +418,61 @@ def init_from_release(
         module.discriminator.load_state_dict(state, strict=True)
         loaded["discriminator"] = source
     return loaded
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# what a weights bundle exported from a file records
+
+
+def discriminator_config_of(state: Mapping[str, Tensor]) -> dict[str, Any]:
+    """The :class:`GlobalLocalDiscriminator` arguments that ``state`` was saved from: ``base_channels`` is the
+    first conv's width, ``spectral_norm`` whether its weights are parametrised, and ``image_size`` follows from the
+    global branch's linear layer (``512 * base / 64`` channels of ``(size / 64)^2`` positions)."""
+    first = next((v for k, v in state.items() if k.startswith("global_branch.layers.0.0.") and v.dim() == 4), None)
+    linear = next((v for k, v in state.items() if k.startswith("global_branch.linear.") and v.dim() == 2), None)
+    if first is None or linear is None:
+        raise CheckpointError("not a GlobalLocalDiscriminator state dict (no global_branch.layers.0 / linear weights)")
+    base = int(first.shape[0])
+    side = round((int(linear.shape[1]) / (8 * base)) ** 0.5)
+    return {
+        "image_size": 64 * side,
+        "base_channels": base,
+        "spectral_norm": any(".parametrizations." in k for k in state),
+    }
+
+
+def training_of_source(path: str | os.PathLike, generator: nn.Module, prefer_ema: bool = True) -> dict[str, Any]:
+    """What a bundle exported from ``path`` records under ``training``: a bundle's own record; a Lightning
+    checkpoint's run config (:func:`bundle_training`: size, mask, data, loss, VGG normalisation) with its
+    iterations and whether the EMA copy was taken; a generator.pt's metadata (size, mask, data, iterations, VGG
+    weights); nothing for the authors' release, which records none."""
+    if is_bundle_reference(path):
+        return load_bundle(path).training
+    metadata = dict(getattr(generator, "metadata", None) or {})
+    facts = {k: metadata[k] for k in (*TRAINING_KEYS, "vgg_weights") if k in metadata}
+    if isinstance(metadata.get("iteration"), int):
+        facts["iterations"] = metadata["iteration"]
+    elif isinstance(metadata.get("global_step"), int):
+        obj = safe_load(path)
+        facts["iterations"] = iterations_of(metadata["global_step"])
+        keys = obj.get("state_dict", {}) if isinstance(obj, Mapping) else {}
+        facts["ema"] = prefer_ema and any(str(k).startswith("generator_ema.shadow.") for k in keys)
+        facts = {**bundle_training(_run_config_of_checkpoint(obj)), **facts}
+    return facts
+
+
+def discriminator_of_source(
+    path: str | os.PathLike, discriminator: str | os.PathLike | None = None
+) -> tuple[dict[str, Tensor], dict[str, Any]] | None:
+    """(state dict, constructor arguments) of the discriminator to put into a bundle exported from ``path``:
+    ``discriminator``'s (any file :func:`discriminator_state_from_file` reads, e.g. the authors' ``*_D.pth``) when
+    given, else the one stored with the generator (:func:`discriminator_beside`), else ``None``."""
+    if discriminator is None:
+        discriminator = discriminator_beside(path)
+        if discriminator is None:
+            return None
+    if is_bundle_reference(discriminator):
+        bundle = load_bundle(discriminator)
+        return bundle.discriminator_state(), dict(bundle.config.get("discriminator") or {})
+    state = discriminator_state_from_file(discriminator)
+    return state, discriminator_config_of(state)
