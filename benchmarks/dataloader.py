@@ -136,11 +136,13 @@ def measure_folder_loader(
     batches: int = 20,
     warmup: int = 2,
     pin_memory: bool = False,
+    shards: Path | None = None,
 ) -> dict[str, Any]:
     """images/s of the training loader of :class:`DMFNDataModule` over the images in ``root`` (random crops,
-    bicubic resize, random_box holes), pinned or not."""
+    bicubic resize, random_box holes), pinned or not; read from ``shards`` written from ``root`` when given."""
     from dmfn_lightning.data import DMFNDataModule
 
+    sharded = {"format": "shards", "shards": str(shards)} if shards is not None else {}
     dm = DMFNDataModule(
         train={"root": str(root), "length": (batches + warmup) * batch_size},
         val=None,
@@ -151,6 +153,7 @@ def measure_folder_loader(
         persistent_workers=False,
         train_mask=RandomBoxMask(),
         check_headers="none",
+        **sharded,
     )
     startup, iterator = _started_loader(dm, warmup)
     start = time.perf_counter()
@@ -167,6 +170,96 @@ def measure_folder_loader(
         "startup_s": round(startup, 3),
         "cpu_count": os.cpu_count(),
     }
+
+
+def _count_opens(folders: list[Path]):
+    """A context manager counting the files under ``folders`` that this process opens (``open`` and ``os.open``:
+    PIL opens image files with the first, the shard reader shards with the second)."""
+    import builtins
+    import contextlib
+
+    roots = [str(f.resolve()) for f in folders]
+    counter = {"opened": 0}
+
+    def counted(real):
+        def wrapper(file, *args, **kwargs):
+            if isinstance(file, str | os.PathLike) and os.path.abspath(file).startswith(tuple(roots)):
+                counter["opened"] += 1
+            return real(file, *args, **kwargs)
+
+        return wrapper
+
+    @contextlib.contextmanager
+    def patched():
+        real_open, real_os_open = builtins.open, os.open
+        builtins.open, os.open = counted(real_open), counted(real_os_open)
+        try:
+            yield counter
+        finally:
+            builtins.open, os.open = real_open, real_os_open
+
+    return patched()
+
+
+def files_opened_per_epoch(root: Path, shards: Path | None = None) -> int:
+    """Files opened to read one epoch (every image once) of the folder ``root``, or of its ``shards``, in one
+    process (with DataLoader workers, the shard count holds per worker; the folder's is shared among them)."""
+    from dmfn_lightning.data import DMFNDataModule
+
+    sharded = {"format": "shards", "shards": str(shards)} if shards is not None else {}
+    dm = DMFNDataModule(
+        train={"root": str(root)},
+        val=None,
+        image_size=64,
+        batch_size=8,
+        num_workers=0,
+        drop_last=False,
+        train_mask=RandomBoxMask(),
+        check_headers="none",
+        **sharded,
+    )
+    dm.setup("fit")
+    loader = dm.train_dataloader()
+    with _count_opens([root] + ([shards] if shards is not None else [])) as counter:
+        for _ in loader:
+            pass
+    return counter["opened"]
+
+
+def measure_folder_and_shards(
+    root: Path, num_workers: int, image_size: int = 256, batch_size: int = 16, batches: int = 20, warmup: int = 2
+) -> dict[str, Any]:
+    """The training loader over the folder ``root`` and over shards written from it, with the same workers and
+    settings, one run each: ``{"folder": {...}, "shards": {...}}`` with images/s and files opened per epoch."""
+    import tempfile
+
+    from dmfn_lightning.data.files import ImageSource
+    from dmfn_lightning.data.shards import write_split
+
+    with tempfile.TemporaryDirectory(prefix="dmfn_shards_") as tmp:
+        shards = Path(tmp) / "shards"
+        start = time.perf_counter()
+        summary = write_split(ImageSource(root=str(root)), shards / "train", "train", 256 * 10**6, 10_000)
+        write_s = time.perf_counter() - start
+        before = os.environ.get("DMFN_SHARD_CACHE")
+        os.environ["DMFN_SHARD_CACHE"] = str(Path(tmp) / "cache")  # the shards' verification records: not ~/.cache
+        try:
+            out = {
+                "folder": measure_folder_loader(root, num_workers, image_size, batch_size, batches, warmup),
+                "shards": measure_folder_loader(
+                    root, num_workers, image_size, batch_size, batches, warmup, shards=shards
+                ),
+            }
+            out["folder"]["files_opened_per_epoch"] = files_opened_per_epoch(root)
+            out["shards"]["files_opened_per_epoch"] = files_opened_per_epoch(root, shards)
+        finally:
+            if before is None:
+                os.environ.pop("DMFN_SHARD_CACHE", None)
+            else:
+                os.environ["DMFN_SHARD_CACHE"] = before
+        out["shards"].update(shard_count=summary["shards"], write_s=round(write_s, 3))
+        out["folder"]["files"] = out["shards"]["files"] = summary["samples"]
+    return out
 
 
 def measure_stages(

@@ -180,6 +180,7 @@ def render_cpu(results: dict[str, Any]) -> str:
             per = r["images_per_s"] / max(int(workers), 1)
             lines.append(f"| {workers} | {r['images_per_s']:.1f} | {per:.1f} |")
         lines.append("")
+        lines += _formats(data.get("formats"))
         lines += _stages(data.get("stages"))
     else:
         lines += [_why(data), ""]
@@ -225,6 +226,26 @@ def _inference(infer: dict | None, device: str) -> list[str]:
     if device == "cuda" and infer.get("tf32"):
         lines += ["fp32 rows with TF32 (matmul and cuDNN); bf16 rows under `torch.autocast(bfloat16)`.", ""]
     return lines
+
+
+def _formats(formats: dict | None) -> list[str]:
+    """The folder row and the shards row of the training loader (same images, workers and settings; one run)."""
+    if not _ok(formats):
+        return []
+    folder, shards = formats["folder"], formats["shards"]
+    lines = [
+        f"Training loader over {folder['files']} JPEGs, {folder['num_workers']} workers, {folder['image_size']} px, "
+        f"batch {folder['batch_size']} (one run each): as an image folder and as shards written from it "
+        f"(`python -m dmfn_lightning.data.shards write`, {shards['shard_count']} shard(s), written in "
+        f"{shards['write_s']:.2f} s). Files opened per epoch are counted in one process; with workers the shard "
+        "count holds per worker, the folder's is shared among them.",
+        "",
+        "| data.format | images/s | files opened per epoch |",
+        "|---|---|---|",
+    ]
+    for name, r in (("folder", folder), ("shards", shards)):
+        lines.append(f"| {name} | {r['images_per_s']:.1f} | {r['files_opened_per_epoch']} |")
+    return [*lines, ""]
 
 
 def _stages(stages: dict | None) -> list[str]:
@@ -359,6 +380,7 @@ def render_cuda(results: dict[str, Any]) -> str:
             ratio = f"{r['images_per_s'] / step_images:.2f}x" if step_images else "n/a"
             lines.append(f"| {r['num_workers']} | {r['pin_memory']} | {r['images_per_s']:.0f} | {ratio} |")
         lines.append("")
+        lines += _formats(data.get("formats"))
         lines += _stages(data.get("stages"))
     else:
         lines += [_why(data), ""]

@@ -177,13 +177,28 @@ def bench_data(args: argparse.Namespace, sizes: Sizes) -> dict[str, Any]:
     """CPU layout: demo-photo loader per worker count (as before) + stages; CUDA layout: a JPEG folder through
     ``DMFNDataModule`` with 8 workers (pinned on CUDA) + stages."""
     from benchmarks.common import peak_rss_mib
-    from benchmarks.dataloader import measure_dataloader, measure_folder_loader, measure_stages, write_photo_jpegs
+    from benchmarks.dataloader import (
+        measure_dataloader,
+        measure_folder_and_shards,
+        measure_folder_loader,
+        measure_stages,
+        write_photo_jpegs,
+    )
 
     tiny = args.tiny
     out: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="dmfn_jpegs_") as tmp:
         files = write_photo_jpegs(Path(tmp), count=8 if tiny else 64, min_side=sizes.image_size)
         out["stages"] = measure_stages(files, sizes.image_size, sizes.batch, images=4 if tiny else 64)
+        # the folder row and the shards row: same images, same workers, one run each
+        out["formats"] = measure_folder_and_shards(
+            Path(tmp),
+            1 if tiny else 2 if args.layout == "cpu" else 8,
+            sizes.image_size,
+            8 if args.layout == "cpu" and not tiny else sizes.batch,  # the CPU suite's batch of 2 is too few images
+            batches=2 if tiny else 15 if args.layout == "cpu" else 30,
+            warmup=1 if tiny else 2,
+        )
         if args.layout == "cuda":
             workers = [1] if tiny else [8] if args.quick else [4, 8, 12]
             out["folder"] = [

@@ -292,6 +292,8 @@ def setup_datamodule(cfg: DictConfig, stage: str = "fit"):
         datamodule.prepare_data()
         datamodule.setup(stage)
     except DataError as exc:
+        if cfg.data.get("format") == "shards":
+            raise  # a shard error names the shard and what to do; the folder layout hint below would mislead
         root = cfg.data.get("root")
         hint = (
             f" Datasets are looked up under $DMFN_DATA (now {os.environ.get('DMFN_DATA', 'unset: ./data')}); "

@@ -45,6 +45,9 @@ def test_tiny_gpu_suite_runs_on_cpu_and_degrades_cleanly(tmp_path):
     assert s["e2e"]["iterations_per_s"] > 0 and s["e2e"]["iterations"] == 2
     assert {r["precision"] for r in s["infer"]["rows"]} == {"fp32", "bf16"}
     assert s["data"]["folder"][0]["images_per_s"] > 0
+    formats = s["data"]["formats"]  # the folder row and the shards row: 8 JPEGs, one shard
+    assert formats["folder"]["files_opened_per_epoch"] == 8 and formats["shards"]["files_opened_per_epoch"] == 1
+    assert formats["shards"]["images_per_s"] > 0 and formats["folder"]["num_workers"] == 1
     assert set(s["data"]["stages"]["ms_per_image"]) == {"decode", "crop_resize_flip", "to_tensor", "mask", "collate"}
     text = (tmp_path / "results.md").read_text()
     assert "<!-- bench:cuda-layout-on-cpu-tiny -->" in text and "TINY smoke-test sizes" in text
@@ -52,6 +55,7 @@ def test_tiny_gpu_suite_runs_on_cpu_and_degrades_cleanly(tmp_path):
         assert row in text, row
     for heading in ("### End to end", "### Input pipeline", "### Generator inference", "Host syncs, authors' loop"):
         assert heading in text, heading
+    assert "| shards |" in text and "| data.format | images/s | files opened per epoch |" in text
 
 
 CLI = [sys.executable, "-m", "benchmarks.run"]

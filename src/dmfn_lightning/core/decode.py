@@ -7,6 +7,7 @@ that cannot be decoded (including a truncated one) raises :class:`~dmfn_lightnin
 
 from __future__ import annotations
 
+import io
 import os
 
 import numpy as np
@@ -48,13 +49,20 @@ def to_rgb(img: Image.Image) -> Image.Image:
     return img
 
 
-def load_rgb(path: str | os.PathLike) -> Image.Image:
+def _opened(path: str | os.PathLike, data: bytes | None) -> str | os.PathLike | io.BytesIO:
+    """What ``Image.open`` reads: the file ``path``, or the encoded bytes ``data`` of that file (a shard member)."""
+    return path if data is None else io.BytesIO(data)
+
+
+def load_rgb(path: str | os.PathLike, data: bytes | None = None) -> Image.Image:
     """Decode ``path`` fully to an 8-bit RGB image with its EXIF orientation applied.
 
-    Raises :class:`DataError` naming the path when the file cannot be decoded (including truncated files).
+    ``data``: the file's encoded bytes, read elsewhere (from a shard); ``path`` then only names it in errors, so
+    an image decodes to the same pixels from a folder and from a shard. Raises :class:`DataError` naming the path
+    when the file cannot be decoded (including truncated files).
     """
     try:
-        with Image.open(path) as img:
+        with Image.open(_opened(path, data)) as img:
             img.load()
             img = ImageOps.exif_transpose(img)
             return to_rgb(img)
@@ -62,10 +70,11 @@ def load_rgb(path: str | os.PathLike) -> Image.Image:
         raise DataError(f"{path}: cannot decode image ({type(err).__name__}: {err})") from err
 
 
-def read_size(path: str | os.PathLike) -> tuple[int, int]:
-    """(width, height) from the header only, after the EXIF orientation. Raises :class:`DataError`."""
+def read_size(path: str | os.PathLike, data: bytes | None = None) -> tuple[int, int]:
+    """(width, height) from the header only, after the EXIF orientation (of ``data`` when given, as in
+    :func:`load_rgb`). Raises :class:`DataError`."""
     try:
-        with Image.open(path) as img:
+        with Image.open(_opened(path, data)) as img:
             width, height = img.size
             orientation = img.getexif().get(0x0112, 1)
     except DECODE_ERRORS as err:

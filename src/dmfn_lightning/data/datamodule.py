@@ -16,11 +16,13 @@ from dmfn_lightning.core.iterations import iterations_of
 from dmfn_lightning.data.datasets import CROPS, ImageDataset, collate_samples
 from dmfn_lightning.data.files import ImageSource, shared_files
 from dmfn_lightning.data.sampling import EpochSampler, ResumableDataLoader
+from dmfn_lightning.data.shards import ShardDataset, open_split
 from dmfn_lightning.masks import CenterMask, IrregularFileMask, MaskGenerator, MixedMask, RandomBoxMask
 
 __all__ = ["DMFNDataModule"]
 
 _SPLITS = ("train", "val", "test")
+FORMATS = ("folder", "shards")
 _STAGE_SPLITS = {
     "fit": ("train", "val"),
     "validate": ("val",),
@@ -70,6 +72,10 @@ class DMFNDataModule(pl.LightningDataModule):
         seed: data seed. Evaluation holes/crops are a pure function of (sample index, seed); training streams
             are seeded per (seed, rank, DataLoader worker) and continue across epochs.
         drop_last: drop the last incomplete training batch.
+        format: ``"folder"`` (default): read the image files of each split; ``"shards"``: read the shards that
+            ``python -m dmfn_lightning.data.shards write`` made of them, from ``shards`` (a folder or a URL; URLs
+            are copied into ``shard_cache``, see :mod:`dmfn_lightning.data.shards.location`). The same seed gives
+            the same batches either way.
 
     :meth:`setup` refuses a training split that shares image files with the val or test split (e.g. through a
     symlinked folder; the same folder given for both on purpose is allowed), and checks the training mask files
@@ -98,8 +104,18 @@ class DMFNDataModule(pl.LightningDataModule):
         check_headers: str = "eval",
         seed: int = 0,
         drop_last: bool = True,
+        format: str = "folder",
+        shards: str | os.PathLike | None = None,
+        shard_cache: str | os.PathLike | None = None,
     ) -> None:
         super().__init__()
+        if format not in FORMATS:
+            raise DataError(f"format must be one of {', '.join(FORMATS)}, got {format!r}")
+        if format == "shards" and not shards:
+            raise DataError(
+                "data.format=shards needs data.shards=DIR_OR_URL (write them with python -m "
+                "dmfn_lightning.data.shards write data=<dataset> out=DIR)"
+            )
         if check_headers not in ("eval", "all", "none"):
             raise DataError(f"check_headers must be 'eval', 'all' or 'none', got {check_headers!r}")
         if on_bad_image not in (None, "skip", "raise"):
@@ -131,6 +147,9 @@ class DMFNDataModule(pl.LightningDataModule):
         self.check_headers = check_headers
         self.seed = int(seed)
         self.drop_last = bool(drop_last)
+        self.format = format
+        self.shards = None if shards is None else str(shards)
+        self.shard_cache = None if shard_cache is None else str(shard_cache)
         self.datasets: dict[str, ImageDataset] = {}
 
     # -- datasets ------------------------------------------------------------------------------------------------
@@ -161,21 +180,25 @@ class DMFNDataModule(pl.LightningDataModule):
         hflip = source.hflip if source.hflip is not None else (self.hflip if train else 0.0)
         allow_upscale = source.allow_upscale if source.allow_upscale is not None else self.allow_upscale
         check = self.check_headers == "all" or (self.check_headers == "eval" and not train)
+        settings: dict[str, Any] = {
+            "image_size": self.image_size,
+            "mask": self.train_mask if train else self.eval_mask,
+            "train": train,
+            "crop": crop,
+            "scale": scale,
+            "hflip": hflip,
+            "allow_upscale": allow_upscale,
+            "on_bad_image": policy,
+            "length": source.length,
+            "check_headers": check,
+            "seed": self.seed,
+        }
         try:
-            return ImageDataset(
-                source,
-                image_size=self.image_size,
-                mask=self.train_mask if train else self.eval_mask,
-                train=train,
-                crop=crop,
-                scale=scale,
-                hflip=hflip,
-                allow_upscale=allow_upscale,
-                on_bad_image=policy,
-                length=source.length,
-                check_headers=check,
-                seed=self.seed,
-            )
+            if self.format == "shards":
+                # a test split that is the val split (test: null) was written once, as val
+                written_as = "val" if split == "test" and self.sources["test"] is self.sources["val"] else split
+                return ShardDataset(open_split(self.shards, written_as, self.shard_cache), source, **settings)
+            return ImageDataset(source, **settings)
         except DataError as err:
             raise DataError(f"data.{split}: {err}") from err
 

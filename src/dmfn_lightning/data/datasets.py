@@ -140,7 +140,7 @@ class ImageDataset(Dataset):
         if self.image_size < 4:
             raise DataError(f"image_size must be at least 4, got {image_size}")
 
-        self.paths: list[Path] = list_images(self.source)
+        self.paths: list[Path] = self._list_files()
         if check_headers:
             self._check_headers()
         self.length = int(length) if length is not None else len(self.paths)
@@ -168,13 +168,31 @@ class ImageDataset(Dataset):
     def skipped_paths(self) -> list[str]:
         return [str(self.paths[i]) for i in torch.nonzero(self._bad).flatten().tolist()]
 
+    # -- reading files: a subclass reads them elsewhere (data.shards.ShardDataset: members of tar shards) ----------
+
+    def _list_files(self) -> list[Path]:
+        """The split's files, in the order that sample indices count them."""
+        return list_images(self.source)
+
+    def _decode(self, file_index: int) -> Image.Image:
+        """File ``file_index`` decoded to 8-bit RGB (raises :class:`DataError` naming it)."""
+        return load_rgb(self.paths[file_index])
+
+    def _header_size(self, file_index: int) -> tuple[int, int]:
+        """(width, height) of file ``file_index`` from its header (raises :class:`DataError` naming it)."""
+        return read_size(self.paths[file_index])
+
+    def _keep(self, file_indices: Sequence[int]) -> None:
+        """Keep only these files (those whose headers passed :meth:`_check_headers`), in this order."""
+        self.paths = [self.paths[i] for i in file_indices]
+
     def _check_headers(self) -> None:
         kept = []
         counts = dict.fromkeys((_UNREADABLE, _TOO_SMALL, _UNCROPPABLE), 0)
-        for path in self.paths:
+        for file_index, path in enumerate(self.paths):
             kind = _UNREADABLE
             try:
-                size = read_size(path)
+                size = self._header_size(file_index)
                 kind = _TOO_SMALL
                 self._check_size(path, *size)
             except DataError as err:
@@ -183,10 +201,10 @@ class ImageDataset(Dataset):
                 warnings.warn(f"skipping bad image {err}", stacklevel=3)
                 counts[kind] += 1
                 continue
-            kept.append(path)
+            kept.append(file_index)
         if not kept:
             raise self._none_usable(counts)
-        self.paths = kept
+        self._keep(kept)
 
     def _none_usable(self, counts: Mapping[int, int]) -> DataError:
         """The error for a split none of whose files can be used, counting each reason apart."""
@@ -257,7 +275,7 @@ class ImageDataset(Dataset):
     def load_image(self, file_index: int, rng: np.random.Generator) -> torch.Tensor:
         """Decoded, cropped, resized image ``[3, S, S]`` in [-1, 1]. Raises :class:`DataError`."""
         path = self.paths[file_index]
-        img = load_rgb(path)
+        img = self._decode(file_index)
         self._check_size(path, *img.size)
         return self._crop_resize(path, img, rng)
 
@@ -291,7 +309,7 @@ class ImageDataset(Dataset):
             if not bool(self._bad[file_index]):
                 path, kind = self.paths[file_index], _UNREADABLE
                 try:
-                    img = load_rgb(path)
+                    img = self._decode(file_index)
                     kind = _TOO_SMALL
                     self._check_size(path, *img.size)
                     kind = _UNCROPPABLE
