@@ -34,8 +34,9 @@ composite it yourself, ``mask * out + (1 - mask) * image``):
 * ``bundle`` -> ``bundle/``: a weights bundle (:mod:`dmfn_lightning.models.bundles`): ``model.safetensors``, the
   discriminator's ``discriminator.safetensors`` when the source has one (a training checkpoint, a bundle) or
   ``--discriminator`` names one (e.g. the authors' ``*_D.pth``), ``config.json`` (the networks' settings, what the
-  source says the generator was trained on, the source itself) and a ``README.md`` model card
-  (``--license``). Load it with ``DMFNGenerator.from_pretrained``, or pass the folder as ``--checkpoint``.
+  source says the generator was trained on, the source itself, and with ``--evaluation summary.json`` the metrics
+  of an evaluation with their conventions) and a ``README.md`` model card (``--license``). Load it with
+  ``DMFNGenerator.from_pretrained``, or pass the folder as ``--checkpoint``.
 
 After writing, every exported model is loaded back and compared with the library's inference path at the
 ``--verify-sizes`` (default 256x256 and 192x320, batch 2; any size a selected format takes, e.g. 255x257 or 3x3,
@@ -359,20 +360,69 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--license", default="mit", help="--format bundle: the license field of the model card (default: mit)"
     )
+    parser.add_argument(
+        "--evaluation",
+        metavar="SUMMARY_JSON",
+        default=None,
+        help="--format bundle: the summary.json of a dmfn_lightning.evaluate run of this checkpoint, whose metrics "
+        "and conventions go into config.json and the model card",
+    )
     add_no_ema(parser)
     return parser
 
 
+def evaluation_of_summary(path: str | Path, checkpoint: str, log: Callable[[str], object] = print) -> dict[str, Any]:
+    """A bundle's ``evaluation`` from an evaluation's ``summary.json``: its metrics (those it computed), their
+    conventions and the setting in words. Says in one line when the evaluation was of another checkpoint."""
+    try:
+        summary = json.loads(Path(path).expanduser().read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ExportError(
+            f"--evaluation {str(path)!r} does not exist (give the summary.json of an evaluation)"
+        ) from None
+    except (OSError, ValueError) as err:
+        raise ExportError(f"--evaluation {str(path)!r} is not readable JSON: {err}") from None
+    if not isinstance(summary, dict) or not isinstance(summary.get("metrics"), dict) or "protocol" not in summary:
+        raise ExportError(
+            f"--evaluation {str(path)!r} is not the summary.json of an evaluation (it has no metrics and protocol)"
+        )
+    evaluated = str(summary.get("checkpoint") or "")
+    if evaluated and Path(evaluated).expanduser().resolve() != Path(checkpoint).expanduser().resolve():
+        log(f"warning: --evaluation {path} is an evaluation of {evaluated}, not of --checkpoint {checkpoint}")
+    protocol = summary.get("protocol") or {}
+    setting = (
+        f"{summary.get('dataset_name', 'custom data')}, {summary.get('n_images', '?')} images at "
+        f"{protocol.get('image_size', '?')} px, holes: {protocol.get('mask', '?')}"
+        + (" (the paper's Table 1 protocol)" if protocol.get("table1") else "")
+        + f"; dmfn_lightning.evaluate of {evaluated or 'this checkpoint'}"
+    )
+    metrics = {k: v for k, v in summary["metrics"].items() if isinstance(v, int | float)}
+    conventions = summary.get("conventions") if isinstance(summary.get("conventions"), dict) else {}
+    return {
+        "setting": setting,
+        "metrics": metrics,
+        "conventions": {k: conventions[k] for k in metrics if k in conventions},
+    }
+
+
 def bundle_options(
-    checkpoint: str, generator: nn.Module, discriminator: str | None, prefer_ema: bool, license: str
+    checkpoint: str,
+    generator: nn.Module,
+    discriminator: str | None,
+    prefer_ema: bool,
+    license: str,
+    evaluation: str | None = None,
 ) -> dict[str, Any]:
     """:func:`~dmfn_lightning.models.bundles.save_bundle`'s arguments for a bundle exported from ``checkpoint``:
-    what it says the generator was trained on, the discriminator to include, and the source as provenance."""
+    what it says the generator was trained on, the discriminator to include, the source as provenance, and the
+    evaluation of ``evaluation`` (a summary.json) when given."""
     options: dict[str, Any] = {
         "training": training_of_source(checkpoint, generator, prefer_ema),
         "provenance": {"source": str(checkpoint), "exported_by": "dmfn_lightning.export"},
         "license": license,
     }
+    if evaluation is not None:
+        options["evaluation"] = evaluation_of_summary(evaluation, checkpoint)
     found = discriminator_of_source(checkpoint, discriminator)
     if found is not None:
         options["discriminator"], options["discriminator_config"] = found
@@ -386,15 +436,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Before the model is loaded: a bad --output fails in a second, not after the export.
     check_output_folder(args.output, "--output")
     check_source_not_overwritten(args.checkpoint, args.output, args.format)
-    if args.discriminator is not None and "bundle" not in args.format:
-        raise ExportError("--discriminator goes into a weights bundle only: add --format bundle, or leave it out")
+    for flag, value in (("--discriminator", args.discriminator), ("--evaluation", args.evaluation)):
+        if value is not None and "bundle" not in args.format:
+            raise ExportError(f"{flag} goes into a weights bundle only: add --format bundle, or leave it out")
     generator = load_generator(args.checkpoint, map_location="cpu", prefer_ema=not args.no_ema)
     metadata: dict[str, Any] = {"source": str(args.checkpoint)}
     if getattr(generator, "metadata", None):
         metadata["source_metadata"] = dict(generator.metadata)  # provenance of the source travels with the copy
     bundle = {}
     if "bundle" in args.format:
-        bundle = bundle_options(args.checkpoint, generator, args.discriminator, not args.no_ema, args.license)
+        bundle = bundle_options(
+            args.checkpoint, generator, args.discriminator, not args.no_ema, args.license, args.evaluation
+        )
     export(
         generator,
         args.output,

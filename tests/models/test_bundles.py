@@ -347,3 +347,34 @@ def test_a_64px_bundle_is_resized_to_64_and_evaluate_at_another_size_warns_once(
         run_evaluation(setup, tmp_path / "out", "data.image_size=32")
     said = [r.getMessage() for r in caplog.records if "trained on 64x64 images but runs on 32x32" in r.getMessage()]
     assert len(said) == 1
+
+
+def test_an_evaluation_summary_goes_into_an_exported_bundle(trained_run, tmp_path, capsys):
+    from dmfn_lightning.export import main
+    from tests.conftest import run_evaluation
+
+    val = tmp_path / "data" / "val"
+    val.mkdir(parents=True)
+    for i in range(3):
+        Image.fromarray(np.random.default_rng(i).integers(0, 256, (72, 72, 3), dtype=np.uint8)).save(val / f"{i}.png")
+    bundle = trained_run / "bundle"
+    summary = run_evaluation({"ckpt": bundle, "data": tmp_path / "data"}, tmp_path / "eval", "data.image_size=64")
+    args = ["--checkpoint", str(bundle), "--format", "bundle", "--verify-sizes", "64x64"]
+    assert main([*args, "--output", str(tmp_path / "o"), "--evaluation", str(tmp_path / "eval" / "summary.json")]) == 0
+    evaluation = json.loads((tmp_path / "o" / "bundle" / CONFIG_FILE).read_text())["evaluation"]
+    assert evaluation["metrics"]["psnr"] == summary["metrics"]["psnr"] and evaluation["metrics"]["ssim"] > 0
+    assert evaluation["conventions"]["psnr"] == summary["conventions"]["psnr"]
+    assert "3 images at 64 px" in evaluation["setting"] and "warning" not in capsys.readouterr().out
+    card = (tmp_path / "o" / "bundle" / "README.md").read_text()
+    assert f"| psnr | {summary['metrics']['psnr']:.4f} |" in card
+    # an evaluation of another checkpoint is said in one line; a file that is not a summary is refused
+    ckpt = trained_run / "checkpoints" / "last.ckpt"
+    other = ["--checkpoint", str(ckpt), "--format", "bundle", "--verify-sizes", "64x64"]
+    assert (
+        main([*other, "--output", str(tmp_path / "o2"), "--evaluation", str(tmp_path / "eval" / "summary.json")]) == 0
+    )
+    assert f"is an evaluation of {bundle}, not of --checkpoint {ckpt}" in capsys.readouterr().out
+    (tmp_path / "not_summary.json").write_text("[1, 2]")
+    with pytest.raises(SystemExit):
+        main([*args, "--output", str(tmp_path / "o3"), "--evaluation", str(tmp_path / "not_summary.json")])
+    assert "is not the summary.json of an evaluation" in capsys.readouterr().err
