@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -227,10 +228,18 @@ def files_opened_per_epoch(root: Path, shards: Path | None = None) -> int:
 
 
 def measure_folder_and_shards(
-    root: Path, num_workers: int, image_size: int = 256, batch_size: int = 16, batches: int = 20, warmup: int = 2
+    root: Path,
+    num_workers: int,
+    image_size: int = 256,
+    batch_size: int = 16,
+    batches: int = 20,
+    warmup: int = 2,
+    repeats: int = 5,
 ) -> dict[str, Any]:
     """The training loader over the folder ``root`` and over shards written from it, with the same workers and
-    settings, one run each: ``{"folder": {...}, "shards": {...}}`` with images/s and files opened per epoch."""
+    settings: ``{"folder": {...}, "shards": {...}}`` with the median images/s of ``repeats`` timings, taken in
+    turns (folder, shards, folder, ...) so that a slower moment of this shared machine hits both alike, each
+    timing in ``runs_images_per_s``, the shards/folder ratio of the medians, and the files opened per epoch."""
     import tempfile
 
     from dmfn_lightning.data.files import ImageSource
@@ -244,12 +253,22 @@ def measure_folder_and_shards(
         before = os.environ.get("DMFN_SHARD_CACHE")
         os.environ["DMFN_SHARD_CACHE"] = str(Path(tmp) / "cache")  # the shards' verification records: not ~/.cache
         try:
-            out = {
-                "folder": measure_folder_loader(root, num_workers, image_size, batch_size, batches, warmup),
-                "shards": measure_folder_loader(
-                    root, num_workers, image_size, batch_size, batches, warmup, shards=shards
-                ),
-            }
+            runs: dict[str, list[dict[str, Any]]] = {"folder": [], "shards": []}
+            for _ in range(max(1, repeats)):
+                for name, where in (("folder", None), ("shards", shards)):
+                    timing = measure_folder_loader(
+                        root, num_workers, image_size, batch_size, batches, warmup, False, where
+                    )
+                    runs[name].append(timing)
+            out = {}
+            for name, timings in runs.items():
+                speeds = sorted(t["images_per_s"] for t in timings)
+                out[name] = {
+                    **timings[0],
+                    "images_per_s": round(statistics.median(speeds), 1),
+                    "runs_images_per_s": [t["images_per_s"] for t in timings],
+                }
+            out["shards"]["ratio_to_folder"] = round(out["shards"]["images_per_s"] / out["folder"]["images_per_s"], 3)
             out["folder"]["files_opened_per_epoch"] = files_opened_per_epoch(root)
             out["shards"]["files_opened_per_epoch"] = files_opened_per_epoch(root, shards)
         finally:

@@ -235,7 +235,9 @@ def _formats(formats: dict | None) -> list[str]:
     folder, shards = formats["folder"], formats["shards"]
     lines = [
         f"Training loader over {folder['files']} JPEGs, {folder['num_workers']} workers, {folder['image_size']} px, "
-        f"batch {folder['batch_size']} (one run each): as an image folder and as shards written from it "
+        f"batch {folder['batch_size']} (median of {len(folder.get('runs_images_per_s', [0]))} timings each, taken in "
+        f"turns; shards/folder {shards.get('ratio_to_folder', float('nan')):.3f}): as an image folder and as shards "
+        "written from it "
         f"(`python -m dmfn_lightning.data.shards write`, {shards['shard_count']} shard(s), written in "
         f"{shards['write_s']:.2f} s). Files opened per epoch are counted in one process; with workers the shard "
         "count holds per worker, the folder's is shared among them.",

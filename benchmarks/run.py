@@ -196,8 +196,9 @@ def bench_data(args: argparse.Namespace, sizes: Sizes) -> dict[str, Any]:
             1 if tiny else 2 if args.layout == "cpu" else 8,
             sizes.image_size,
             8 if args.layout == "cpu" and not tiny else sizes.batch,  # the CPU suite's batch of 2 is too few images
-            batches=2 if tiny else 15 if args.layout == "cpu" else 30,
+            batches=2 if tiny else 30,
             warmup=1 if tiny else 2,
+            repeats=1 if tiny else 5,
         )
         if args.layout == "cuda":
             workers = [1] if tiny else [8] if args.quick else [4, 8, 12]
