@@ -50,7 +50,7 @@ from dmfn_lightning.core.devices import available_memory, check_memory, estimate
 from dmfn_lightning.core.errors import DataError, InpaintError, exit_on_user_error
 from dmfn_lightning.core.sizes import processed_dims
 from dmfn_lightning.inpainting.api import SettingNames, batches_by_size, inpaint_batch, resolve_settings
-from dmfn_lightning.inpainting.hd import DEFAULT_CROP_MARGIN, STRATEGIES, training_size
+from dmfn_lightning.inpainting.hd import DEFAULT_CROP_MARGIN, STRATEGIES, other_size_note, training_size
 from dmfn_lightning.inpainting.image_io import load_image, load_mask, save_png
 from dmfn_lightning.inpainting.photo_files import (
     check_inputs_kept,
@@ -174,6 +174,9 @@ def run(args: argparse.Namespace) -> list[Path]:
         trained = training_size(generator, warn=lambda text: _warn(console, text))
         if strategy == "resize" and working_size is None:
             working_size = trained
+    note = other_size_note(generator, strategy, working_size, sizes)
+    if note is not None:
+        _warn(console, note)
     # crop: the windows depend on the masks, which are not read yet; without a cap on their size each batch is
     # checked when its windows are known (inpaint_batch), with one the cap bounds every window.
     if strategy != "crop" or working_size is not None:

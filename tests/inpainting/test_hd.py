@@ -16,6 +16,7 @@ from dmfn_lightning.inpainting.hd import (
     crop_windows,
     hole_boxes,
     merge_windows,
+    other_size_note,
     training_size,
 )
 from dmfn_lightning.models import export_generator, load_generator
@@ -97,3 +98,18 @@ def test_check_crop_margin_names_the_setting_as_the_caller_does():
     for bad in (-1, 1.5, True, "64", None):
         with pytest.raises(InpaintError, match=rf"--crop-margin must be a whole number of pixels >= 0, got {bad!r}"):
             check_crop_margin(bad, "--crop-margin")
+
+
+def test_running_at_another_size_than_the_recorded_one_is_said_in_one_line():
+    generator = small_generator()
+    generator.metadata = {"image_size": 64}
+    note = other_size_note(generator, "resize", 96, [(200, 150)])
+    assert note.startswith("the generator was trained on 64x64 images; --working-size 96 runs it at 96 px")
+    assert other_size_note(generator, "resize", 64, [(200, 150)]) is None  # at the training size
+    assert other_size_note(generator, "resize", None, [(200, 150)]) is None  # resize defaults to it
+    note = other_size_note(generator, "full", None, [(64, 48), (200, 150), (120, 90)])
+    assert "runs it at each photo's own size (up to 200x150 here)" in note and "resize works at 64 px" in note
+    assert other_size_note(generator, "full", None, [(64, 64), (64, 40)]) is None  # long side 64: as trained
+    assert other_size_note(generator, "crop", None, [(2000, 1500)]) is None  # windows at full detail on purpose
+    generator.metadata = {}
+    assert other_size_note(generator, "full", None, [(200, 150)]) is None  # nothing recorded: nothing to compare

@@ -378,3 +378,18 @@ def test_an_evaluation_summary_goes_into_an_exported_bundle(trained_run, tmp_pat
     with pytest.raises(SystemExit):
         main([*args, "--output", str(tmp_path / "o3"), "--evaluation", str(tmp_path / "not_summary.json")])
     assert "is not the summary.json of an evaluation" in capsys.readouterr().err
+
+
+def test_inpaint_says_in_one_line_when_it_runs_a_bundle_at_another_size(trained_run, tmp_path):
+    Image.fromarray(np.random.default_rng(1).integers(0, 256, (150, 200, 3), dtype=np.uint8)).save(tmp_path / "p.png")
+    hole = np.zeros((150, 200), dtype=np.uint8)
+    hole[40:90, 50:120] = 255
+    Image.fromarray(hole).save(tmp_path / "p_mask.png")
+    base = ["--checkpoint", str(trained_run / "bundle"), "--image", "p.png", "--mask", "p_mask.png", "--device", "cpu"]
+    said = {}
+    for name, extra in {"resize96": ["--working-size", "96"], "resize": ["--strategy", "resize"]}.items():
+        done = run_module("inpaint", [*base, "--output", name, *extra], tmp_path)
+        assert done.returncode == 0, done.stderr
+        said[name] = [line for line in done.stderr.splitlines() if "trained on 64x64" in line]
+    assert len(said["resize96"]) == 1 and "--working-size 96 runs it at 96 px" in said["resize96"][0]
+    assert said["resize"] == []  # at the recorded size: nothing to say

@@ -40,6 +40,7 @@ __all__ = [
     "crop_windows",
     "hole_boxes",
     "merge_windows",
+    "other_size_note",
     "training_size",
 ]
 
@@ -191,3 +192,31 @@ def crop_windows(
         left, right = _grow(left, right, min_size, width)
         windows.append(Window(top, left, bottom, right))
     return merge_windows(windows)
+
+
+def other_size_note(
+    generator: Any, strategy: str, working_size: int | None, sizes: list[tuple[int, int]]
+) -> str | None:
+    """One line for a command about to run ``generator`` at another size than the one its file records it was
+    trained at (:func:`~dmfn_lightning.models.generator_files.recorded_image_size`), or ``None``: ``resize`` at a
+    ``working_size`` other than that, or ``full`` on photos (``sizes``: ``(width, height)``) whose longer side is
+    another. ``crop`` works at the photo's own resolution on purpose, in windows of at least the training size,
+    and ``resize`` without a working size at the training size: nothing to say."""
+    trained = recorded_image_size(generator)
+    if trained is None:
+        return None
+    if strategy == "resize" and working_size is not None and working_size != trained:
+        return (
+            f"the generator was trained on {trained}x{trained} images; --working-size {working_size} runs it at "
+            f"{working_size} px, where its results may be worse (leave out --working-size to work at {trained})"
+        )
+    if strategy == "full":
+        other = [(w, h) for w, h in sizes if max(w, h) != trained]
+        if other:
+            width, height = max(other, key=lambda s: s[0] * s[1])
+            return (
+                f"the generator was trained on {trained}x{trained} images; --strategy full runs it at each photo's "
+                f"own size (up to {width}x{height} here), where its results may be worse (--strategy resize works "
+                f"at {trained} px)"
+            )
+    return None
