@@ -251,6 +251,41 @@ def test_a_url_is_copied_into_the_cache_once_and_a_changed_remote_is_noticed(fol
         fetch_split(f"{url}/nothing", cache)
 
 
+def _fetch_in_a_process(url: str, cache: Path, results) -> None:
+    results.put(fetch_split(url, cache)[1])
+
+
+def test_processes_sharing_a_cache_copy_each_shard_once(folder, tmp_path, cache, monkeypatch):
+    """The DDP ranks of one node start together on an empty cache: one copies each shard, the others wait."""
+    import multiprocessing
+    import time
+
+    import dmfn_lightning.data.shards.location as location
+
+    remote = tmp_path / "bucket"
+    write(folder, remote)
+    real_copy = location._copy
+
+    def slow_copy(*args, **kwargs):  # long enough that the two processes overlap on every shard
+        time.sleep(0.5)
+        real_copy(*args, **kwargs)
+
+    monkeypatch.setattr(location, "_copy", slow_copy)
+    context = multiprocessing.get_context("fork")  # the children keep the slow copy
+    results = context.Queue()
+    ranks = [context.Process(target=_fetch_in_a_process, args=(f"{remote.as_uri()}/train", cache, results))]
+    ranks.append(context.Process(target=_fetch_in_a_process, args=(f"{remote.as_uri()}/train", cache, results)))
+    for rank in ranks:
+        rank.start()
+    copied = [results.get(timeout=60) for _ in ranks]
+    for rank in ranks:
+        rank.join(timeout=60)
+        assert rank.exitcode == 0
+    assert sorted(copied[0] + copied[1]) == ["shard-000000.tar", "shard-000001.tar", "shard-000002.tar"]
+    index, again = fetch_split(f"{remote.as_uri()}/train", cache)
+    assert again == [] and _files(index.folder) == _files(remote / "train")
+
+
 def test_an_unreadable_url_scheme_is_one_data_error(tmp_path, cache):
     with pytest.raises(DataError, match=r"data.shards=nosuchscheme://bucket/x/train: cannot read this URL"):
         open_split("nosuchscheme://bucket/x", "train")

@@ -5,7 +5,8 @@
 torch and Lightning already install; object stores need its backend: ``s3fs``, ``gcsfs``, ``adlfs``): its
 ``<split>/index.json`` is read on every start, and each shard is copied into
 ``<cache>/<sha256 of the URL>/<split>/`` unless the cached copy already has the index's size and sha256. A copy
-is hashed as it streams in and renamed into place only when it matches.
+is hashed as it streams in and renamed into place only when it matches; processes sharing a cache (the DDP ranks
+of a node) copy each shard once, one at a time under a lock per shard.
 
 Every shard is checked against the index before training starts (missing, other size, other sha256: one
 :class:`~dmfn_lightning.core.errors.DataError` line naming it). Hashing a Places2-size split takes minutes, so
@@ -15,11 +16,18 @@ and a changed one (a rewritten or damaged file has a new mtime) is hashed again.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import os
+from collections.abc import Iterator
 from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
 
 from dmfn_lightning.core.errors import DataError
 from dmfn_lightning.core.file_lists import absolute_path
@@ -113,6 +121,33 @@ def _copy(fs, remote: str, local: Path, sha256: str, where: str) -> None:
         tmp.unlink(missing_ok=True)
 
 
+def _cached(index: ShardIndex, number: int, stamps: dict[str, list]) -> bool:
+    """Whether the cache already holds shard ``number`` as the index describes it."""
+    try:
+        index.check_shard(number, stamps)
+    except DataError:
+        return False
+    return True
+
+
+@contextlib.contextmanager
+def _copy_lock(lock_file: Path) -> Iterator[None]:
+    """Hold the lock of one cached shard while it is copied: the DDP ranks of one node share the cache, and one
+    copy of a Places2 shard is enough (the others wait, then find it in place). ``fcntl.lockf`` is a per-process
+    lock the kernel drops when its holder dies, so a killed copy never blocks the next run; without fcntl
+    (Windows) each process copies on its own, which is slower but still correct (tmp file + rename)."""
+    if fcntl is None:  # pragma: no cover - Windows
+        yield
+        return
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_file, "a+b") as handle:  # left in place: removing a lock file others may wait on is a race
+        fcntl.lockf(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.lockf(handle, fcntl.LOCK_UN)
+
+
 def fetch_split(url: str, cache: Path) -> tuple[ShardIndex, list[str]]:
     """Bring the shards of ``url`` (one split's folder) into the cache; returns the cached index and the names of
     the shards copied now (none when the cache was up to date)."""
@@ -135,12 +170,12 @@ def fetch_split(url: str, cache: Path) -> tuple[ShardIndex, list[str]]:
     stamps = _load_stamps(stamps_path)
     copied = []
     for number, entry in enumerate(index.shards):
-        try:
-            index.check_shard(number, stamps)  # the cached copy is this shard already
+        if _cached(index, number, stamps):
             continue
-        except DataError:
-            pass
-        _copy(fs, f"{base}/{entry['file']}", index.shard_path(number), entry["sha256"], f"{url}/{entry['file']}")
+        with _copy_lock(cache / "locks" / f"{_key(str(index.shard_path(number)))}.lock"):
+            if _cached(index, number, stamps):  # another process on this machine (a DDP rank) copied it meanwhile
+                continue
+            _copy(fs, f"{base}/{entry['file']}", index.shard_path(number), entry["sha256"], f"{url}/{entry['file']}")
         stat = index.shard_path(number).stat()
         stamps[str(index.shard_path(number))] = [stat.st_size, stat.st_mtime_ns, entry["sha256"]]
         copied.append(entry["file"])
