@@ -16,6 +16,7 @@ import dmfn_lightning.data.shards.writer as writer_module
 from dmfn_lightning.core.errors import DataError
 from dmfn_lightning.data.shards import ShardIndex, fetch_split, open_split, plan_shards
 from dmfn_lightning.data.shards.cli import parse_size
+from dmfn_lightning.data.shards.location import cache_root, verify
 from tests.cli import run_module
 from tests.data.shard_fakes import datamodule, image_folder, write
 
@@ -284,6 +285,36 @@ def test_processes_sharing_a_cache_copy_each_shard_once(folder, tmp_path, cache,
     assert sorted(copied[0] + copied[1]) == ["shard-000000.tar", "shard-000001.tar", "shard-000002.tar"]
     index, again = fetch_split(f"{remote.as_uri()}/train", cache)
     assert again == [] and _files(index.folder) == _files(remote / "train")
+
+
+def _verify_in_a_process(shards: Path, results) -> None:
+    results.put(verify(ShardIndex.load(shards / "train"), cache_root()))
+
+
+def test_processes_sharing_a_cache_hash_each_shard_once(folder, tmp_path, cache, monkeypatch):
+    import multiprocessing
+    import time
+
+    import dmfn_lightning.data.shards.index as index_module
+
+    write(folder, tmp_path / "shards")
+    real = index_module.sha256_file
+
+    def slow_hash(path):  # long enough that the two processes overlap on every shard
+        time.sleep(0.4)
+        return real(path)
+
+    monkeypatch.setattr(index_module, "sha256_file", slow_hash)
+    context = multiprocessing.get_context("fork")
+    results = context.Queue()
+    ranks = [context.Process(target=_verify_in_a_process, args=(tmp_path / "shards", results)) for _ in range(2)]
+    for rank in ranks:
+        rank.start()
+    hashed = [results.get(timeout=60) for _ in ranks]
+    for rank in ranks:
+        rank.join(timeout=60)
+        assert rank.exitcode == 0
+    assert sum(hashed) == 3  # each shard hashed once in all; the other process found its record
 
 
 def test_an_unreadable_url_scheme_is_one_data_error(tmp_path, cache):

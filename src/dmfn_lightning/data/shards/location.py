@@ -77,13 +77,26 @@ def _save_stamps(path: Path, stamps: dict[str, list]) -> None:
         log.warning("cannot record verified shards in %s (%s): they will be hashed again next time", path, err)
 
 
+def _shard_lock(index: ShardIndex, number: int, cache: Path) -> Path:
+    """The lock file of one shard, in the (node-local) cache."""
+    return cache / "locks" / f"{_key(str(index.shard_path(number)))}.lock"
+
+
 def verify(index: ShardIndex, cache: Path) -> int:
-    """Check every shard of ``index`` (see :meth:`ShardIndex.check_shard`); returns how many were hashed now."""
+    """Check every shard of ``index`` (see :meth:`ShardIndex.check_shard`); returns how many were hashed now.
+
+    Processes that share the cache (the DDP ranks of a node, starting together) hash each shard once: a shard is
+    checked under its lock, after reading the records the others have written meanwhile, and its record is saved
+    before the lock is released."""
     stamps_path = _stamps_file(index.folder, cache)
     stamps = _load_stamps(stamps_path)
-    hashed = sum(index.check_shard(number, stamps) for number in range(len(index.shards)))
-    if hashed:
-        _save_stamps(stamps_path, stamps)
+    hashed = 0
+    for number in range(len(index.shards)):
+        with _copy_lock(_shard_lock(index, number, cache)):
+            stamps.update(_load_stamps(stamps_path))
+            if index.check_shard(number, stamps):
+                hashed += 1
+                _save_stamps(stamps_path, {**_load_stamps(stamps_path), **stamps})
     return hashed
 
 
@@ -172,7 +185,7 @@ def fetch_split(url: str, cache: Path) -> tuple[ShardIndex, list[str]]:
     for number, entry in enumerate(index.shards):
         if _cached(index, number, stamps):
             continue
-        with _copy_lock(cache / "locks" / f"{_key(str(index.shard_path(number)))}.lock"):
+        with _copy_lock(_shard_lock(index, number, cache)):
             if _cached(index, number, stamps):  # another process on this machine (a DDP rank) copied it meanwhile
                 continue
             _copy(fs, f"{base}/{entry['file']}", index.shard_path(number), entry["sha256"], f"{url}/{entry['file']}")
