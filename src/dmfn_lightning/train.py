@@ -326,6 +326,14 @@ def adopt_bundle_networks(cfg: DictConfig) -> list[str]:
     sources = {"generator": bundle.config.get("generator") or {}}
     if cfg.init_from.get("discriminator") in ("auto", reference) and bundle.config.get("discriminator"):
         sources["discriminator"] = bundle.config["discriminator"]
+        size = sources["discriminator"].get("image_size")
+        if size is not None and size != cfg.data.image_size:
+            # Checked here, before the data and the networks are built: D's linear layers are sized for its images.
+            raise ConfigError(
+                f"init_from.generator={reference} holds a discriminator for {size} px images but data.image_size="
+                f"{cfg.data.image_size}: train at data.image_size={size}, or start D fresh with "
+                "init_from.discriminator=null"
+            )
     changes = []
     with open_dict(cfg):
         for net, keys in _BUNDLE_NETWORK_KEYS.items():

@@ -393,3 +393,16 @@ def test_inpaint_says_in_one_line_when_it_runs_a_bundle_at_another_size(trained_
         said[name] = [line for line in done.stderr.splitlines() if "trained on 64x64" in line]
     assert len(said["resize96"]) == 1 and "--working-size 96 runs it at 96 px" in said["resize96"][0]
     assert said["resize"] == []  # at the recorded size: nothing to say
+
+
+def test_a_finetune_at_another_size_than_the_bundles_discriminator_is_refused_before_any_work(trained_run, tmp_path):
+    from dmfn_lightning.core.errors import ConfigError
+
+    parent = trained_run / "bundle"
+    base = ["+experiment=finetune", "+debug=fast", f"init_from.generator={parent}", "data.image_size=128"]
+    with pytest.raises(ConfigError, match=r"discriminator for 64 px images but data.image_size=128: train at"):
+        adopt_bundle_networks(compose_config(base, tmp_path / "a"))
+    # with D started fresh, a generator may be fine-tuned at another size
+    cfg = compose_config([*base, "init_from.discriminator=null"], tmp_path / "b")
+    adopt_bundle_networks(cfg)
+    assert cfg.data.image_size == 128 and cfg.model.generator.num_blocks == 1  # the bundle's generator
