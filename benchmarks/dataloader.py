@@ -129,6 +129,22 @@ def write_photo_jpegs(
     return paths
 
 
+def _training_datamodule(root: Path, shards: Path | None, length: int | None = None, **settings: Any):
+    """A :class:`DMFNDataModule` training on the images in ``root`` (random_box holes, no header checks, no
+    validation), read from ``shards`` written from ``root`` when given; ``settings``: its other arguments."""
+    from dmfn_lightning.data import DMFNDataModule
+
+    sharded = {"format": "shards", "shards": str(shards)} if shards is not None else {}
+    return DMFNDataModule(
+        train={"root": str(root), **({"length": length} if length is not None else {})},
+        val=None,
+        train_mask=RandomBoxMask(),
+        check_headers="none",
+        **sharded,
+        **settings,
+    )
+
+
 def measure_folder_loader(
     root: Path,
     num_workers: int,
@@ -141,20 +157,15 @@ def measure_folder_loader(
 ) -> dict[str, Any]:
     """images/s of the training loader of :class:`DMFNDataModule` over the images in ``root`` (random crops,
     bicubic resize, random_box holes), pinned or not; read from ``shards`` written from ``root`` when given."""
-    from dmfn_lightning.data import DMFNDataModule
-
-    sharded = {"format": "shards", "shards": str(shards)} if shards is not None else {}
-    dm = DMFNDataModule(
-        train={"root": str(root), "length": (batches + warmup) * batch_size},
-        val=None,
+    dm = _training_datamodule(
+        root,
+        shards,
+        length=(batches + warmup) * batch_size,
         image_size=image_size,
         batch_size=batch_size,
         num_workers=num_workers,
         pin_memory=pin_memory,
         persistent_workers=False,
-        train_mask=RandomBoxMask(),
-        check_headers="none",
-        **sharded,
     )
     startup, iterator = _started_loader(dm, warmup)
     start = time.perf_counter()
@@ -205,20 +216,7 @@ def _count_opens(folders: list[Path]):
 def files_opened_per_epoch(root: Path, shards: Path | None = None) -> int:
     """Files opened to read one epoch (every image once) of the folder ``root``, or of its ``shards``, in one
     process (with DataLoader workers, the shard count holds per worker; the folder's is shared among them)."""
-    from dmfn_lightning.data import DMFNDataModule
-
-    sharded = {"format": "shards", "shards": str(shards)} if shards is not None else {}
-    dm = DMFNDataModule(
-        train={"root": str(root)},
-        val=None,
-        image_size=64,
-        batch_size=8,
-        num_workers=0,
-        drop_last=False,
-        train_mask=RandomBoxMask(),
-        check_headers="none",
-        **sharded,
-    )
+    dm = _training_datamodule(root, shards, image_size=64, batch_size=8, num_workers=0, drop_last=False)
     dm.setup("fit")
     loader = dm.train_dataloader()
     with _count_opens([root] + ([shards] if shards is not None else [])) as counter:

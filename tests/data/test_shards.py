@@ -252,13 +252,25 @@ def test_a_url_is_copied_into_the_cache_once_and_a_changed_remote_is_noticed(fol
         fetch_split(f"{url}/nothing", cache)
 
 
-def _fetch_in_a_process(url: str, cache: Path, results) -> None:
-    results.put(fetch_split(url, cache)[1])
+def _in_two_processes(work) -> list:
+    """What ``work()`` returns in each of two processes started together, as the DDP ranks of a node start. They
+    are forked, so they keep what the test patched (slow copies, slow hashes: the two overlap)."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    results = context.Queue()
+    ranks = [context.Process(target=lambda: results.put(work())) for _ in range(2)]
+    for rank in ranks:
+        rank.start()
+    found = [results.get(timeout=60) for _ in ranks]
+    for rank in ranks:
+        rank.join(timeout=60)
+        assert rank.exitcode == 0
+    return found
 
 
 def test_processes_sharing_a_cache_copy_each_shard_once(folder, tmp_path, cache, monkeypatch):
     """The DDP ranks of one node start together on an empty cache: one copies each shard, the others wait."""
-    import multiprocessing
     import time
 
     import dmfn_lightning.data.shards.location as location
@@ -272,27 +284,13 @@ def test_processes_sharing_a_cache_copy_each_shard_once(folder, tmp_path, cache,
         real_copy(*args, **kwargs)
 
     monkeypatch.setattr(location, "_copy", slow_copy)
-    context = multiprocessing.get_context("fork")  # the children keep the slow copy
-    results = context.Queue()
-    ranks = [context.Process(target=_fetch_in_a_process, args=(f"{remote.as_uri()}/train", cache, results))]
-    ranks.append(context.Process(target=_fetch_in_a_process, args=(f"{remote.as_uri()}/train", cache, results)))
-    for rank in ranks:
-        rank.start()
-    copied = [results.get(timeout=60) for _ in ranks]
-    for rank in ranks:
-        rank.join(timeout=60)
-        assert rank.exitcode == 0
+    copied = _in_two_processes(lambda: fetch_split(f"{remote.as_uri()}/train", cache)[1])
     assert sorted(copied[0] + copied[1]) == ["shard-000000.tar", "shard-000001.tar", "shard-000002.tar"]
     index, again = fetch_split(f"{remote.as_uri()}/train", cache)
     assert again == [] and _files(index.folder) == _files(remote / "train")
 
 
-def _verify_in_a_process(shards: Path, results) -> None:
-    results.put(verify(ShardIndex.load(shards / "train"), cache_root()))
-
-
 def test_processes_sharing_a_cache_hash_each_shard_once(folder, tmp_path, cache, monkeypatch):
-    import multiprocessing
     import time
 
     import dmfn_lightning.data.shards.index as index_module
@@ -305,15 +303,7 @@ def test_processes_sharing_a_cache_hash_each_shard_once(folder, tmp_path, cache,
         return real(path)
 
     monkeypatch.setattr(index_module, "sha256_file", slow_hash)
-    context = multiprocessing.get_context("fork")
-    results = context.Queue()
-    ranks = [context.Process(target=_verify_in_a_process, args=(tmp_path / "shards", results)) for _ in range(2)]
-    for rank in ranks:
-        rank.start()
-    hashed = [results.get(timeout=60) for _ in ranks]
-    for rank in ranks:
-        rank.join(timeout=60)
-        assert rank.exitcode == 0
+    hashed = _in_two_processes(lambda: verify(ShardIndex.load(tmp_path / "shards" / "train"), cache_root()))
     assert sum(hashed) == 3  # each shard hashed once in all; the other process found its record
 
 

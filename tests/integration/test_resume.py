@@ -18,6 +18,7 @@ import pytest
 import torch
 
 from dmfn_lightning.train import compose_config, train
+from tests.training.tiny_runs import differences
 
 REPO = Path(__file__).resolve().parents[2]
 N = 7
@@ -40,21 +41,8 @@ def _differences(a: Path, b: Path) -> list[str]:
     first, second = (torch.load(p, map_location="cpu", weights_only=True) for p in (a, b))
     assert first["global_step"] == second["global_step"] == 2 * N
 
-    def walk(x, y, where: str) -> list[str]:
-        if isinstance(x, torch.Tensor):
-            return [] if isinstance(y, torch.Tensor) and torch.equal(x, y) else [where]
-        if isinstance(x, dict):
-            if not isinstance(y, dict) or x.keys() != y.keys():
-                return [f"{where} (keys)"]
-            return [d for k in x for d in walk(x[k], y[k], f"{where}.{k}")]
-        if isinstance(x, list | tuple):
-            if not isinstance(y, list | tuple) or len(x) != len(y):
-                return [f"{where} (length)"]
-            return [d for i, (u, v) in enumerate(zip(x, y)) for d in walk(u, v, f"{where}[{i}]")]
-        return [] if x == y else [f"{where}: {x!r} != {y!r}"]
-
     compared = ("state_dict", "optimizer_states", "lr_schedulers")
-    found = [d for key in compared for d in walk(first[key], second[key], key)]
+    found = [d for key in compared for d in differences(first[key], second[key], key)]
     assert any(k.startswith("generator_ema") for k in first["state_dict"]), "the EMA copy is not in the checkpoint"
     return found
 

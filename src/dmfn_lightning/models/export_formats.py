@@ -262,11 +262,6 @@ def _load_pt2(path: Path) -> Runner:
     return _torch_runner(torch.export.load(str(path)).module())
 
 
-def _load_bundle(path: Path) -> Runner:
-    generator = DMFNGenerator.from_pretrained(path)
-    return _torch_runner(lambda x: predict(generator, x))
-
-
 def _load_generator_file(path: Path) -> Runner:
     generator = load_generator(path)
     # As the library runs generator.pt (inpaint, evaluate, the web app): through the inference path, which pads.
@@ -374,7 +369,7 @@ EXPORT_FORMATS: dict[str, ExportFormat] = {
             "bundle",
             "bundle",  # a folder: model.safetensors, discriminator.safetensors, config.json, README.md
             write=lambda g, path, o: save_bundle(path, g, **o.bundle),
-            load=_load_bundle,
+            load=_load_generator_file,  # load_generator reads bundle folders too
             any_size=False,
             library_pads=True,
         ),

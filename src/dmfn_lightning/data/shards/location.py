@@ -92,7 +92,7 @@ def verify(index: ShardIndex, cache: Path) -> int:
     stamps = _load_stamps(stamps_path)
     hashed = 0
     for number in range(len(index.shards)):
-        with _copy_lock(_shard_lock(index, number, cache)):
+        with _holding(_shard_lock(index, number, cache)):
             stamps.update(_load_stamps(stamps_path))
             if index.check_shard(number, stamps):
                 hashed += 1
@@ -144,11 +144,12 @@ def _cached(index: ShardIndex, number: int, stamps: dict[str, list]) -> bool:
 
 
 @contextlib.contextmanager
-def _copy_lock(lock_file: Path) -> Iterator[None]:
-    """Hold the lock of one cached shard while it is copied: the DDP ranks of one node share the cache, and one
-    copy of a Places2 shard is enough (the others wait, then find it in place). ``fcntl.lockf`` is a per-process
-    lock the kernel drops when its holder dies, so a killed copy never blocks the next run; without fcntl
-    (Windows) each process copies on its own, which is slower but still correct (tmp file + rename)."""
+def _holding(lock_file: Path) -> Iterator[None]:
+    """Hold the lock of one cached shard while it is copied or checked: the DDP ranks of one node share the cache,
+    and one copy or hash of a Places2 shard is enough (the others wait, then find it in place or recorded).
+    ``fcntl.lockf`` is a per-process lock the kernel drops when its holder dies, so a killed copy never blocks the
+    next run; without fcntl (Windows) each process copies on its own, which is slower but still correct (tmp file +
+    rename)."""
     if fcntl is None:  # pragma: no cover - Windows
         yield
         return
@@ -185,7 +186,7 @@ def fetch_split(url: str, cache: Path) -> tuple[ShardIndex, list[str]]:
     for number, entry in enumerate(index.shards):
         if _cached(index, number, stamps):
             continue
-        with _copy_lock(_shard_lock(index, number, cache)):
+        with _holding(_shard_lock(index, number, cache)):
             if _cached(index, number, stamps):  # another process on this machine (a DDP rank) copied it meanwhile
                 continue
             _copy(fs, f"{base}/{entry['file']}", index.shard_path(number), entry["sha256"], f"{url}/{entry['file']}")
